@@ -1,0 +1,44 @@
+/* kernels/matmul.h: y = W·x for a batch of activation rows, the way llama.cpp's CPU mul_mat does
+ * it: each activation row is first converted to the weight format's act_type (Q8_K for K-quants,
+ * Q8_0 for Q4_0/Q8_0, F16, BF16, F32), then every output is one `dot` of a weight row with it.
+ *
+ * Converting is separate from multiplying so that one converted row serves many matrices (an MoE
+ * layer converts each token once and multiplies it by the gate and up matrices of all its
+ * experts). */
+#ifndef MATMUL_H
+#define MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kq.h"
+#include "tp.h"
+
+/* A borrowed view of a 2-D weight: n_rows rows of n_cols elements (ne0 = n_cols), row-contiguous. */
+struct kq_matrix {
+    const void *data;
+    enum kq_type type;
+    int64_t n_cols;   /* K: input width (GGUF ne0) */
+    int64_t n_rows;   /* M: output width (GGUF ne1) */
+    size_t row_bytes; /* kq_row_bytes(type, n_cols) */
+};
+
+/* Bytes one activation row of n_cols elements takes once converted for weights of wtype. */
+size_t kq_act_row_bytes(enum kq_type wtype, int64_t n_cols);
+
+/* Converts n_tok rows of n_cols floats (x_stride floats apart) for weights of wtype into xq
+ * (act_stride bytes apart), on the pool's threads. */
+void kq_convert_act(struct tp_pool *pool, enum kq_type wtype, const float *x, size_t x_stride,
+                    int n_tok, int64_t n_cols, void *xq, size_t act_stride);
+
+/* y[t*y_stride + m] = dot(W row m, xq row t) for t < n_tok, m < W->n_rows, on the pool's threads.
+ * xq holds rows converted by kq_convert_act for W->type, act_stride bytes apart. */
+void kq_matmul(struct tp_pool *pool, const struct kq_matrix *W, const void *xq, size_t act_stride,
+               int n_tok, float *y, size_t y_stride);
+
+/* The same for a list of token rows: row t of the product uses xq row rows[t] and writes
+ * y + t*y_stride. Lets an expert multiply only the tokens routed to it without copying them. */
+void kq_matmul_rows(struct tp_pool *pool, const struct kq_matrix *W, const void *xq,
+                    size_t act_stride, const int32_t *rows, int n_tok, float *y, size_t y_stride);
+
+#endif
