@@ -266,7 +266,8 @@ static int check_hparams(const struct model *m, struct mp_error *err)
     const char *bad = NULL;
     if (hp->n_expert < 1 || hp->n_expert > 4096)
         bad = "expert_count";
-    else if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
+    else if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert ||
+             hp->n_expert_used > 64) /* router.c keeps the top-k on the stack */
         bad = "expert_used_count";
     else if (hp->n_ff_exp < 1)
         bad = "expert_feed_forward_length";

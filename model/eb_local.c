@@ -1,0 +1,183 @@
+/* model/eb_local.c: see eb_local.h.
+ *
+ * A job's (token, slot) pairs are grouped by expert; each expert used by anyone multiplies all its
+ * tokens at once (gate and up over the token rows, SwiGLU, down), so a batch reads each expert's
+ * weights once. Outputs land in per-(token, slot) rows and are then mixed per token in slot order,
+ * ((y0·w0 + y1·w1) + y2·w2) + ..., as llama.cpp adds them: the result does not depend on which
+ * experts were computed first. */
+#include "model/eb_local.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/ops.h"
+
+struct eb_local {
+    const struct model *m;
+    struct tp_pool *tp;
+    int n_max;
+    int k;
+    int32_t *count;  /* [n_expert] (token, slot) pairs per expert */
+    int32_t *start;  /* [n_expert] first index of each expert's pairs in rows/slot */
+    int32_t *rows;   /* [n_max * k] token of each pair, grouped by expert */
+    int32_t *slot;   /* [n_max * k] t * k + slot of each pair */
+    void *xq_gate;   /* [n_max] inputs converted for the gate matrices */
+    void *xq_up;     /* [n_max] ... for the up matrices, when their act type differs */
+    size_t xq_stride;
+    void *hq;        /* [n_max * k] SwiGLU outputs converted for the down matrices */
+    size_t hq_stride;
+    float *gate, *up; /* [n_max * k][n_ff_exp] */
+    float *y;        /* [n_max * k][n_embd] one expert's outputs */
+    float *slots;    /* [n_max * k][n_embd] every pair's expert output */
+};
+
+static int group_by_expert(struct eb_local *b, const struct eb_job *job, struct mp_error *err)
+{
+    const int64_t n_expert = b->m->hp.n_expert;
+    const int n_pairs = job->n_tokens * job->k;
+    memset(b->count, 0, (size_t)n_expert * sizeof(*b->count));
+    for (int i = 0; i < n_pairs; i++) {
+        if (job->ids[i] < 0 || job->ids[i] >= n_expert)
+            return mp_error_set(err, MP_ERANGE, "layer %d: expert id %d out of range",
+                                job->layer, (int)job->ids[i]);
+        b->count[job->ids[i]]++;
+    }
+    int32_t next = 0;
+    for (int64_t e = 0; e < n_expert; e++) {
+        b->start[e] = next;
+        next += b->count[e];
+    }
+    for (int i = 0; i < n_pairs; i++) {
+        int32_t at = b->start[job->ids[i]]++;
+        b->rows[at] = i / job->k;
+        b->slot[at] = i;
+    }
+    for (int64_t e = 0; e < n_expert; e++)
+        b->start[e] -= b->count[e];
+    return 0;
+}
+
+static void run_expert(struct eb_local *b, const struct layer *L, int64_t e, const void *xq_up)
+{
+    const int64_t n_ff = b->m->hp.n_ff_exp, n_embd = b->m->hp.n_embd;
+    const int n = b->count[e];
+    const int32_t *rows = b->rows + b->start[e];
+    struct kq_matrix gate = model_expert(&L->gate_exps, e), up = model_expert(&L->up_exps, e);
+    struct kq_matrix down = model_expert(&L->down_exps, e);
+    kq_matmul_rows(b->tp, &gate, b->xq_gate, b->xq_stride, rows, n, b->gate, (size_t)n_ff);
+    kq_matmul_rows(b->tp, &up, xq_up, b->xq_stride, rows, n, b->up, (size_t)n_ff);
+    op_swiglu(b->gate, b->up, n * n_ff);
+    kq_convert_act(b->tp, down.type, b->gate, (size_t)n_ff, n, n_ff, b->hq, b->hq_stride);
+    kq_matmul(b->tp, &down, b->hq, b->hq_stride, n, b->y, (size_t)n_embd);
+    for (int i = 0; i < n; i++)
+        memcpy(b->slots + (size_t)b->slot[b->start[e] + i] * n_embd, b->y + (size_t)i * n_embd,
+               (size_t)n_embd * sizeof(float));
+}
+
+static void mix(const struct eb_local *b, const struct eb_job *job, float *out)
+{
+    const int64_t n_embd = job->n_embd;
+    for (int t = 0; t < job->n_tokens; t++) {
+        float *o = out + (size_t)t * n_embd;
+        const float *w = job->weights + (size_t)t * job->k;
+        const float *y0 = b->slots + (size_t)t * job->k * n_embd;
+        for (int64_t i = 0; i < n_embd; i++)
+            o[i] = y0[i] * w[0];
+        for (int s = 1; s < job->k; s++) {
+            const float *ys = y0 + (size_t)s * n_embd;
+            for (int64_t i = 0; i < n_embd; i++)
+                o[i] += ys[i] * w[s];
+        }
+    }
+}
+
+static int local_run(void *self, const struct eb_job *job, float *out, struct mp_error *err)
+{
+    struct eb_local *b = self;
+    const struct model *m = b->m;
+    if (job->layer < 0 || job->layer >= m->hp.n_layer || !m->hp.is_moe[job->layer])
+        return mp_error_set(err, MP_EINVAL, "layer %d has no experts", job->layer);
+    if (job->n_tokens < 0 || job->n_tokens > b->n_max || job->k != b->k ||
+        job->n_embd != m->hp.n_embd)
+        return mp_error_set(err, MP_EINVAL, "expert job of %d tokens x %d experts does not fit",
+                            job->n_tokens, job->k);
+    const struct layer *L = &m->layers[job->layer];
+    int rc = group_by_expert(b, job, err);
+    if (rc)
+        return rc;
+    kq_convert_act(b->tp, L->gate_exps.type, job->x, (size_t)m->hp.n_embd, job->n_tokens,
+                   m->hp.n_embd, b->xq_gate, b->xq_stride);
+    const void *xq_up = b->xq_gate;
+    if (kq_format(L->up_exps.type)->act_type != kq_format(L->gate_exps.type)->act_type) {
+        kq_convert_act(b->tp, L->up_exps.type, job->x, (size_t)m->hp.n_embd, job->n_tokens,
+                       m->hp.n_embd, b->xq_up, b->xq_stride);
+        xq_up = b->xq_up;
+    }
+    for (int64_t e = 0; e < m->hp.n_expert; e++)
+        if (b->count[e])
+            run_expert(b, L, e, xq_up);
+    mix(b, job, out);
+    return 0;
+}
+
+static void local_free(void *self)
+{
+    struct eb_local *b = self;
+    if (!b)
+        return;
+    free(b->count);
+    free(b->start);
+    free(b->rows);
+    free(b->slot);
+    free(b->xq_gate);
+    free(b->xq_up);
+    free(b->hq);
+    free(b->gate);
+    free(b->up);
+    free(b->y);
+    free(b->slots);
+    free(b);
+}
+
+static const struct eb_ops local_ops = {.run = local_run, .free = local_free};
+
+/* Room for one activation row of n elements in any act type (F32 is the widest: 4 bytes). */
+static size_t act_stride(int64_t n)
+{
+    return ((size_t)n * sizeof(float) + 63) / 64 * 64;
+}
+
+int eb_local_new(const struct model *m, struct tp_pool *tp, int n_max, struct expert_backend *out,
+                 struct mp_error *err)
+{
+    struct eb_local *b = calloc(1, sizeof(*b));
+    if (!b)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    const int64_t n_expert = m->hp.n_expert, n_ff = m->hp.n_ff_exp, n_embd = m->hp.n_embd;
+    const size_t n_pairs = (size_t)n_max * (size_t)m->hp.n_expert_used;
+    b->m = m;
+    b->tp = tp;
+    b->n_max = n_max;
+    b->k = (int)m->hp.n_expert_used;
+    b->xq_stride = act_stride(n_embd);
+    b->hq_stride = act_stride(n_ff);
+    b->count = calloc((size_t)n_expert, sizeof(*b->count));
+    b->start = calloc((size_t)n_expert, sizeof(*b->start));
+    b->rows = calloc(n_pairs, sizeof(*b->rows));
+    b->slot = calloc(n_pairs, sizeof(*b->slot));
+    b->xq_gate = malloc((size_t)n_max * b->xq_stride);
+    b->xq_up = malloc((size_t)n_max * b->xq_stride);
+    /* One expert may get up to n_pairs rows: a forced routing can name an expert twice. */
+    b->hq = malloc(n_pairs * b->hq_stride);
+    b->gate = malloc(n_pairs * (size_t)n_ff * sizeof(float));
+    b->up = malloc(n_pairs * (size_t)n_ff * sizeof(float));
+    b->y = malloc(n_pairs * (size_t)n_embd * sizeof(float));
+    b->slots = malloc(n_pairs * (size_t)n_embd * sizeof(float));
+    if (!b->count || !b->start || !b->rows || !b->slot || !b->xq_gate || !b->xq_up || !b->hq ||
+        !b->gate || !b->up || !b->y || !b->slots) {
+        local_free(b);
+        return mp_error_set(err, MP_ENOMEM, "out of memory for expert scratch (%d tokens)", n_max);
+    }
+    *out = (struct expert_backend){.ops = &local_ops, .self = b};
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* model/expert_backend.h: all the forward pass knows about experts.
+ *
+ * For each MoE layer the forward pass routes its tokens and hands the backend one job: the
+ * normalised hidden states, each token's k expert ids and mixing weights. The backend returns,
+ * per token, sum_k weight_k * expert_k(x) added in k order (llama.cpp's order). eb_local.c runs
+ * experts in this process; the cluster's remote backend scatters the same job to workers, which
+ * run eb_local on their shard, so expert math exists once. */
+#ifndef EXPERT_BACKEND_H
+#define EXPERT_BACKEND_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct eb_job {
+    int layer;            /* block index */
+    int n_tokens;
+    int k;                /* experts per token */
+    int64_t n_embd;
+    const float *x;       /* [n_tokens][n_embd] input (after ffn_norm) */
+    const int32_t *ids;   /* [n_tokens][k] expert ids */
+    const float *weights; /* [n_tokens][k] mixing weights */
+};
+
+struct eb_ops {
+    /* Writes out[n_tokens][n_embd]. Fails (e.g. a dead worker) with a code and message. */
+    int (*run)(void *self, const struct eb_job *job, float *out, struct mp_error *err);
+    void (*free)(void *self);
+};
+
+struct expert_backend {
+    const struct eb_ops *ops;
+    void *self;
+};
+
+static inline int eb_run(struct expert_backend *eb, const struct eb_job *job, float *out,
+                         struct mp_error *err)
+{
+    return eb->ops->run(eb->self, job, out, err);
+}
+
+static inline void eb_free(struct expert_backend *eb)
+{
+    if (eb && eb->ops)
+        eb->ops->free(eb->self);
+}
+
+#endif
