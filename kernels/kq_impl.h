@@ -1,0 +1,133 @@
+/* kernels/kq_impl.h: what the files of kernels/ share and nobody else sees: the block layouts,
+ * the reference table, the SIMD levels, and each ISA file's registration function.
+ *
+ * Spec: ../shared/docs/gguf.md §2 and §4 (block layouts). Blocks are declared packed because a
+ * GGUF tensor is only as aligned as the file's general.alignment says (it may legally be 1), and
+ * activation rows may start anywhere a caller puts them; x86 loads cost the same either way. */
+#ifndef KQ_IMPL_H
+#define KQ_IMPL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "kq.h"
+
+#define KQ_PACKED __attribute__((packed))
+#define QK 32   /* elements per block of the _0 formats (QK4_0, QK5_0, QK8_0) */
+#define QK_K 256 /* elements per super-block of the K formats */
+
+struct KQ_PACKED kq_block_q4_0 {
+    uint16_t d;      /* f16 scale */
+    uint8_t qs[16];  /* element j in the low nibble of qs[j], element j+16 in the high one */
+};
+_Static_assert(sizeof(struct kq_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+
+struct KQ_PACKED kq_block_q5_0 {
+    uint16_t d;
+    uint8_t qh[4];   /* bit j = fifth bit of element j (little-endian u32) */
+    uint8_t qs[16];
+};
+_Static_assert(sizeof(struct kq_block_q5_0) == 22, "Q5_0 block is 22 bytes");
+
+struct KQ_PACKED kq_block_q8_0 {
+    uint16_t d;
+    int8_t qs[32];
+};
+_Static_assert(sizeof(struct kq_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+
+struct KQ_PACKED kq_block_q4_K {
+    uint16_t d;          /* f16 scale of the 6-bit sub-block scales */
+    uint16_t dmin;       /* f16 scale of the 6-bit sub-block mins */
+    uint8_t scales[12];  /* 8 scales + 8 mins, 6 bits each (gguf.md §4) */
+    uint8_t qs[128];
+};
+_Static_assert(sizeof(struct kq_block_q4_K) == 144, "Q4_K block is 144 bytes");
+
+struct KQ_PACKED kq_block_q5_K {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];
+    uint8_t qs[128];
+};
+_Static_assert(sizeof(struct kq_block_q5_K) == 176, "Q5_K block is 176 bytes");
+
+struct KQ_PACKED kq_block_q6_K {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;
+};
+_Static_assert(sizeof(struct kq_block_q6_K) == 210, "Q6_K block is 210 bytes");
+
+struct KQ_PACKED kq_block_q8_K {
+    float d;             /* f32, may be negative (gguf.md §6) */
+    int8_t qs[256];
+    int16_t bsums[16];   /* sum of each 16 qs */
+};
+_Static_assert(sizeof(struct kq_block_q8_K) == 292, "Q8_K block is 292 bytes");
+
+/* The bsums of a Q8_K block as a pointer: the member is packed, so its address is only
+ * byte-aligned and must be read with memcpy or unaligned vector loads. */
+#define KQ_Q8K_BSUMS(b) ((const uint8_t *)(b) + offsetof(struct kq_block_q8_K, bsums))
+
+/* SIMD levels, each including the ones before it. */
+enum kq_level { KQ_LEVEL_REF = 0, KQ_LEVEL_AVX2 = 1, KQ_LEVEL_AVX512 = 2 };
+
+/* CPU features cpu.c found, as far as the OS saves the registers they need. */
+struct cpu_features {
+    enum kq_level level;  /* best level usable */
+    bool avx512_bf16;     /* VDPBF16PS (only meaningful with KQ_LEVEL_AVX512) */
+};
+
+/* The reference table, kq_ref.c: every type id, portable kernels. */
+extern const struct kq_format kq_ref_table[KQ_TYPE_COUNT];
+
+/* Best features of this CPU and OS (cpu.c). */
+struct cpu_features cpu_detect(void);
+
+/* Rebuilds the live table for the given level (capped at what the CPU has) and returns the level
+ * used. For tests and benchmarks only: not thread-safe, nothing may be computing meanwhile. */
+enum kq_level kq_init_level(enum kq_level level);
+
+/* Name of a level ("ref", "avx2", "avx512"). */
+const char *kq_level_name(enum kq_level level);
+
+/* Overwrite the entries an ISA file speeds up (kq_avx2.c, kq_avx512.c). */
+void kq_register_avx2(struct kq_format *table);
+void kq_register_avx512(struct kq_format *table, const struct cpu_features *f);
+
+/* Reference kernels that SIMD files fall back to or tests compare against. */
+void kq_quantize_q8_0_ref(const float *x, void *blocks, int64_t n);
+void kq_quantize_q8_K_ref(const float *x, void *blocks, int64_t n);
+
+/* Reference weight quantizers (kq_quantize.c): ggml's quantize_row_*_ref schemes. */
+void kq_quantize_q4_0(const float *x, void *blocks, int64_t n);
+void kq_quantize_q5_0(const float *x, void *blocks, int64_t n);
+void kq_quantize_q4_K(const float *x, void *blocks, int64_t n);
+void kq_quantize_q5_K(const float *x, void *blocks, int64_t n);
+void kq_quantize_q6_K(const float *x, void *blocks, int64_t n);
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block (gguf.md §4). */
+static inline void kq_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Round to nearest, ties to even, for |v| < 2^22: adding 1.5·2^23 leaves the integer in the
+ * low mantissa bits (ggml's nearest_int; also what _mm256_round_ps(v, nearest) gives). */
+static inline int kq_nearest_int(float v)
+{
+    float t = v + 12582912.f;
+    int32_t i;
+    memcpy(&i, &t, sizeof(i));
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+#endif
