@@ -1493,7 +1493,7 @@ int64_t tok_decode(const struct tok_vocab *v, const int32_t *ids, size_t n_ids, 
             return MP_EINVAL;
         struct span p = visible_piece(v, ids[i], special);
         size_t fit = total < cap ? cap - total : 0;
-        if (p.len)
+        if (p.len && fit)
             memcpy(buf + total, span_ptr(v, p), p.len < fit ? p.len : fit);
         total += p.len;
     }
