@@ -39,7 +39,10 @@ int mp_error_wrap(struct mp_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s%s", prefix, old);
+    /* Truncation is acceptable: messages are one line for people, and the prefix comes first. */
+    size_t n = strlen(prefix);
+    memcpy(err->msg, prefix, n + 1);
+    strncat(err->msg, old, sizeof(err->msg) - n - 1);
     return err->code;
 }
 

@@ -6,7 +6,7 @@
 
 #include "commands.h"
 #include "kernels/kq.h"
-#include "model/model.h"
+#include "model/arch.h"
 
 static void print_scalar(const struct gguf_value *v)
 {
