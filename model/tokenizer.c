@@ -136,11 +136,15 @@ struct span {
 
 /* String -> id, open addressing with linear probing. Keys are not stored: slot holds id + 1 and
  * the key's hash; the bytes are compared through the owner's span table. */
+struct strmap_slot {
+    uint32_t id1; /* id + 1, 0 = empty */
+    uint32_t hash;
+};
+
 struct strmap {
     uint32_t mask;
     uint32_t n;
-    uint32_t *slot; /* id + 1, 0 = empty */
-    uint32_t *hash;
+    struct strmap_slot *slot; /* id and hash side by side: one cache miss per probe */
 };
 
 /* (left symbol, right symbol) -> merge rank and merged symbol. */
@@ -208,36 +212,35 @@ static int strmap_init(struct strmap *m, size_t n_expected)
     m->mask = (uint32_t)(cap - 1);
     m->n = 0;
     m->slot = calloc(cap, sizeof(*m->slot));
-    m->hash = malloc(cap * sizeof(*m->hash));
-    return m->slot && m->hash ? 0 : MP_ENOMEM;
+    return m->slot ? 0 : MP_ENOMEM;
 }
 
 static void strmap_free(struct strmap *m)
 {
     free(m->slot);
-    free(m->hash);
 }
 
 static int32_t strmap_find(const struct strmap *m, const struct span *keys, const uint8_t *arena,
                            const uint8_t *p, size_t n, uint32_t h)
 {
     for (uint32_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        uint32_t s = m->slot[i];
-        if (!s)
+        struct strmap_slot s = m->slot[i];
+        if (!s.id1)
             return -1;
-        const struct span *k = &keys[s - 1];
-        if (m->hash[i] == h && k->len == n && !memcmp(arena + k->off, p, n))
-            return (int32_t)(s - 1);
+        if (s.hash != h)
+            continue;
+        const struct span *k = &keys[s.id1 - 1];
+        if (k->len == n && !memcmp(arena + k->off, p, n))
+            return (int32_t)(s.id1 - 1);
     }
 }
 
 static void strmap_put(struct strmap *m, uint32_t id, uint32_t h)
 {
     uint32_t i = h & m->mask;
-    while (m->slot[i])
+    while (m->slot[i].id1)
         i = (i + 1) & m->mask;
-    m->slot[i] = id + 1;
-    m->hash[i] = h;
+    m->slot[i] = (struct strmap_slot){id + 1, h};
     m->n++;
 }
 
@@ -252,8 +255,8 @@ static int strmap_grow(struct strmap *m)
         return MP_ENOMEM;
     }
     for (uint32_t i = 0; i <= m->mask; i++)
-        if (m->slot[i])
-            strmap_put(&bigger, m->slot[i] - 1, m->hash[i]);
+        if (m->slot[i].id1)
+            strmap_put(&bigger, m->slot[i].id1 - 1, m->slot[i].hash);
     strmap_free(m);
     *m = bigger;
     return 0;
@@ -970,8 +973,9 @@ static int partition(struct enc *e, const char *text, size_t len, bool parse_spe
     const struct tok_vocab *v = e->v;
     int cur = 0;
     e->n_frags[0] = 0;
-    if (len > 0)
-        frag_push(e, 0, 0, len, -1);
+    if (len == 0)
+        return 0;
+    frag_push(e, 0, 0, len, -1);
     for (uint32_t i = 0; i < v->n_special && !e->oom; i++) {
         int32_t id = v->special[i];
         if (!parse_special && (v->attr[id] & (ATTR_CONTROL | ATTR_UNKNOWN)))
@@ -1316,7 +1320,7 @@ static void bpe_word(struct enc *e, const uint8_t *w, size_t m)
             return;
         }
     }
-    if (m > INT32_MAX || !RESERVE(e, e->syms, e->cap_syms, m))
+    if (!RESERVE(e, e->syms, e->cap_syms, m))
         return;
     struct sym *s = e->syms;
     for (size_t i = 0; i < m; i++)
@@ -1365,7 +1369,7 @@ static const uint8_t *normalize(struct enc *e, const uint8_t *s, size_t *n)
 /* One raw fragment: normalize, split into pre-tokens, BPE each. */
 static void encode_fragment(struct enc *e, const uint8_t *s, size_t n)
 {
-    if (!(s = normalize(e, s, &n)) || n >= UINT32_MAX)
+    if (!(s = normalize(e, s, &n)))
         return;
     if (!RESERVE(e, e->cp, e->cap_cp, n + 1) || !RESERVE(e, e->fl, e->cap_fl, n + 1) ||
         !RESERVE(e, e->off, e->cap_off, n + 1))
@@ -1393,6 +1397,9 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add
 {
     if (!v || (!text && len) || n_max < 0)
         return mp_error_set(err, MP_EINVAL, "tokenize: invalid arguments");
+    if (len > TOK_MAX_TEXT)
+        return mp_error_set(err, MP_ERANGE, "tokenize: %zu bytes of text, at most %u at once",
+                            len, TOK_MAX_TEXT);
     struct enc e = {.v = v, .ids = ids, .n_max = ids ? n_max : 0};
     if (add_bos && v->bos >= 0)
         emit(&e, v->bos);

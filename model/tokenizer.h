@@ -31,7 +31,8 @@ void tok_free(struct tok_vocab *v); /* NULL-safe */
  * ("<|im_start|>") into their ids; user-defined tokens are matched either way, as llama.cpp does.
  * Returns the number of ids. With ids == NULL nothing is written: a sizing call. Otherwise, when
  * more than n_max ids result, returns MP_ERANGE and err says how many were needed (ids holds the
- * first n_max). Other errors: MP_ENOMEM, MP_EINVAL. */
+ * first n_max). Other errors: MP_ENOMEM, MP_EINVAL, MP_ERANGE for len > TOK_MAX_TEXT. */
+#define TOK_MAX_TEXT (1u << 30) /* bytes per call: offsets stay 32-bit even after rewriting */
 int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_bos,
                bool parse_special, int32_t *ids, int n_max, struct mp_error *err);
 

@@ -294,6 +294,7 @@ static void test_api(const struct tok_vocab *v, bool add_bos, const char *eog)
     CHECK(tok_encode(v, t, strlen(t), false, false, ids, 8, &err) == MP_ERANGE);
     CHECK(strstr(err.msg, "10") != NULL);
     CHECK(tok_encode(v, t, 3, false, false, ids, -1, &err) == MP_EINVAL);
+    CHECK(tok_encode(v, t, (size_t)TOK_MAX_TEXT + 1, false, false, NULL, 0, &err) == MP_ERANGE);
     char buf[4];
     CHECK(tok_piece(v, tok_find(v, "hello"), false, buf, 2) == 5); /* too small: length only */
     CHECK(tok_piece(v, -1, false, buf, 4) == MP_EINVAL);
@@ -600,18 +601,20 @@ static int bench(const char *dir, double mb)
     if (!text || !ids)
         return 1;
     for (int i = 0; i < 3; i++) {
+        double tl = now_s();
         struct tok_vocab *v = load_vocab(dir, vocab_names[i]);
         if (!v)
             return 1;
+        tl = now_s() - tl;
         struct mp_error err = {0};
         double t0 = now_s();
         int n = tok_encode(v, text, len, false, false, ids, (int)len, &err);
         double t1 = now_s();
         int64_t nb = tok_decode(v, ids, n > 0 ? (size_t)n : 0, false, NULL, 0);
         double t2 = now_s();
-        printf("%-16s encode %7.2f MB/s (%d tokens, %.2f bytes/token)  decode %8.1f MB/s\n",
-               vocab_names[i], len / 1e6 / (t1 - t0), n, (double)len / n,
-               nb / 1e6 / (t2 - t1));
+        printf("%-16s load %4.0f ms  encode %6.2f MB/s (%d tokens, %.2f bytes/token)  "
+               "decode %7.1f MB/s\n", vocab_names[i], tl * 1e3, len / 1e6 / (t1 - t0), n,
+               (double)len / n, nb / 1e6 / (t2 - t1));
         tok_free(v);
     }
     free(ids);

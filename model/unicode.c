@@ -6,6 +6,8 @@
 
 unsigned uc_flags(uint32_t cp)
 {
+    if (cp < 256)
+        return uc_latin1_flags[cp];
     if (cp > UC_MAX)
         return 0;
     /* Binary search for the last range starting at or before cp; ranges[0].first == 0. */

@@ -36,6 +36,7 @@ struct uc_range {
 
 extern const struct uc_range uc_ranges[]; /* generated; starts at 0, sorted */
 extern const size_t uc_n_ranges;
+extern const uint16_t uc_latin1_flags[256]; /* generated; the same facts for U+0000..U+00FF */
 
 /* Flags of a code point (0 above UC_MAX). */
 unsigned uc_flags(uint32_t cp);

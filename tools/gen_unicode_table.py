@@ -8,7 +8,8 @@ own table (src/unicode-data.cpp) was generated from Unicode 15.1, so when the in
 characters 15.1 added are patched in below; the output must describe 15.1 exactly, since a code
 point classed differently splits pre-tokens differently and changes token ids (docs/tokenizer.md).
 
-Output: sorted ranges (first code point, flags); a range runs to the next range's start. Flags use
+Output: sorted ranges (first code point, flags), a range running to the next range's start, and
+a direct table for U+0000..U+00FF. Flags use
 llama.cpp's bit values (unicode.h): one general-category bit, UC_UNDEFINED for unassigned code
 points, plus UC_WHITESPACE for the White_Space property.
 """
@@ -90,7 +91,12 @@ def main():
     for i in range(0, len(ranges), 4):
         row = ranges[i:i + 4]
         out.write("    " + " ".join("{0x%06X, 0x%04X}," % r for r in row) + "\n")
-    out.write("};\n\nconst size_t uc_n_ranges = sizeof(uc_ranges) / sizeof(uc_ranges[0]);\n")
+    out.write("};\n\nconst size_t uc_n_ranges = sizeof(uc_ranges) / sizeof(uc_ranges[0]);\n\n")
+    out.write("/* Flags of U+0000..U+00FF, looked up directly: most text is mostly these. */\n"
+              "const uint16_t uc_latin1_flags[256] = {\n")
+    for i in range(0, 256, 12):
+        out.write("    " + " ".join("0x%04X," % flags[c] for c in range(i, min(i + 12, 256))) + "\n")
+    out.write("};\n")
 
 
 if __name__ == "__main__":
