@@ -612,9 +612,12 @@ static int bench(const char *dir, double mb)
         double t1 = now_s();
         int64_t nb = tok_decode(v, ids, n > 0 ? (size_t)n : 0, false, NULL, 0);
         double t2 = now_s();
-        printf("%-16s load %4.0f ms  encode %6.2f MB/s (%d tokens, %.2f bytes/token)  "
-               "decode %7.1f MB/s\n", vocab_names[i], tl * 1e3, len / 1e6 / (t1 - t0), n,
-               (double)len / n, nb / 1e6 / (t2 - t1));
+        tok_encode(v, text, len, false, true, ids, (int)len, &err); /* control tokens too */
+        double t3 = now_s();
+        printf("%-16s load %4.0f ms  encode %6.2f MB/s (%d tokens, %.2f bytes/token), "
+               "%6.2f MB/s parsing specials  decode %7.1f MB/s\n", vocab_names[i], tl * 1e3,
+               len / 1e6 / (t1 - t0), n, (double)len / n, len / 1e6 / (t3 - t2),
+               nb / 1e6 / (t2 - t1));
         tok_free(v);
     }
     free(ids);
