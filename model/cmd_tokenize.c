@@ -22,7 +22,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: moepool tokenize -m FILE [--no-bos] [--parse-special] "
                  "(--stdin | [--] TEXT)\n"
                  "  prints the token ids of TEXT on one line, separated by spaces\n"
-                 "  -m, --model FILE   GGUF file with a tokenizer (a vocabulary-only file will do)\n"
+                 "  -m, --model FILE   GGUF file with a tokenizer (vocabulary-only files will do)\n"
                  "  --no-bos           do not add the BOS/EOS tokens the vocabulary asks for\n"
                  "  --parse-special    turn control tokens written in the text into their ids\n"
                  "  --stdin            read the text from standard input\n"
