@@ -562,20 +562,24 @@ static void mark(struct tok_vocab *v, int32_t id, uint16_t bits)
         v->attr[id] |= bits;
 }
 
-/* Clears EOG from `drop` when all of `need` are EOG (llama.cpp's o200k, solar-open and gemma4
- * workarounds); drop's attribute becomes `attr`. */
-static void eog_workaround(struct tok_vocab *v, const char *const *need, int n_need,
-                           const char *drop, uint16_t attr)
+static bool eog_text(const struct tok_vocab *v, const char *text)
 {
-    int32_t d = find_text(v, drop);
-    if (d < 0 || !(v->attr[d] & ATTR_EOG))
-        return;
-    for (int i = 0; i < n_need; i++) {
-        int32_t id = find_text(v, need[i]);
-        if (id < 0 || !(v->attr[id] & ATTR_EOG))
-            return;
-    }
-    v->attr[d] = attr;
+    int32_t id = find_text(v, text);
+    return id >= 0 && (v->attr[id] & ATTR_EOG);
+}
+
+/* llama.cpp's exceptions to the EOG list: o200k_harmony and solar-open end turns with <|return|>
+ * or <|flush|> and a call marker, so there <|end|> is a user-defined token; gemma4's </s> is
+ * normal text. */
+static void eog_exceptions(struct tok_vocab *v)
+{
+    bool call = eog_text(v, "<|call|>") || eog_text(v, "<|calls|>");
+    int32_t end = find_text(v, "<|end|>");
+    if (call && (eog_text(v, "<|return|>") || eog_text(v, "<|flush|>")) && eog_text(v, "<|end|>"))
+        v->attr[end] = ATTR_USER_DEFINED;
+    int32_t s = find_text(v, "</s>");
+    if (eog_text(v, "<|tool_response>") && eog_text(v, "</s>"))
+        v->attr[s] = ATTR_NORMAL;
 }
 
 /* End-of-generation set and the attribute fixes llama.cpp applies by token text (load()). */
@@ -606,12 +610,7 @@ static void apply_text_rules(struct tok_vocab *v, const int32_t fim_in[FIM_COUNT
     mark(v, v->eos, ATTR_EOG);
     mark(v, v->eot, ATTR_EOG);
     mark(v, v->eom, ATTR_EOG);
-    static const char *const o200k[] = {"<|return|>", "<|call|>"};
-    static const char *const solar[] = {"<|calls|>", "<|flush|>"};
-    static const char *const gemma[] = {"<|tool_response>"};
-    eog_workaround(v, o200k, 2, "<|end|>", ATTR_USER_DEFINED);
-    eog_workaround(v, solar, 2, "<|end|>", ATTR_USER_DEFINED);
-    eog_workaround(v, gemma, 1, "</s>", ATTR_NORMAL);
+    eog_exceptions(v);
 }
 
 /* Raw bytes of every token (the BPE symbols) and the one-byte lookups. */

@@ -419,8 +419,8 @@ static struct gbuf finish(struct gbuf *kvs)
 /* A small byte-level vocabulary: "Ġ" is the stand-in of ' '. "bc" is no token, yet the merge
  * chain b+c -> bc, a+bc -> abc must still work; "q" has no token at all. */
 static const char *const tiny_tokens[] = {"a", "b", "c", "\xc4\xa0", "ab", "abc", "\xc4\xa0" "a",
-                                          "<|ctl|>", "<usr>", "d"};
-static const int32_t tiny_types[] = {1, 1, 1, 1, 1, 1, 1, 3, 4, 1};
+                                          "<|ctl|>", "<usr>", "d", "<|im_end|>"};
+static const int32_t tiny_types[] = {1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1};
 static const char *const tiny_merges[] = {"b c", "a bc", "a b", "\xc4\xa0 a", "no-space",
                                           "x \xe2\x82\xac", "d d"};
 
@@ -527,6 +527,10 @@ static void test_tiny_bpe(void)
         CHECK(tiny_ids(v, "<|ctl|>", true, (int32_t[]){7}, 1));
         CHECK(tiny_ids(v, "a<usr>b", false, (int32_t[]){0, 8, 1}, 3));
         CHECK(tok_bos(v) == 7 && tok_eos(v) == 7 && tok_is_eog(v, 7));
+        /* a NORMAL-typed <|im_end|> becomes a control token that ends generation */
+        CHECK(tok_is_eog(v, 10) && !tok_is_eog(v, 8));
+        CHECK(tiny_ids(v, "a<|im_end|>", true, (int32_t[]){0, 10}, 2));
+        CHECK(tok_piece(v, 10, false, NULL, 0) == 0);
         CHECK(tok_add_bos(v) == (p == 1));
         tok_free(v);
     }
