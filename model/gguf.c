@@ -177,9 +177,11 @@ static int parse_array(struct cursor *c, struct gguf_value *v, struct gguf_str *
         return corrupt(c, "string array count runs past the end of the file");
     v->arr.str = *str_next;
     for (uint64_t i = 0; i < v->arr.n; i++) {
-        rc = take_str(c, &(*str_next)[i], what);
-        if (rc)
+        /* Only complete strings are stored: count_strings counted exactly those. */
+        struct gguf_str s;
+        if ((rc = take_str(c, &s, what)))
             return rc;
+        (*str_next)[i] = s;
     }
     *str_next += v->arr.n;
     return 0;

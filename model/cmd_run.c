@@ -1,0 +1,222 @@
+/* model/cmd_run.c: `moepool run -m FILE -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS]`:
+ * tokenizes the prompt, prefills it in chunks, then samples and streams text to stdout as it is
+ * generated (whole UTF-8 characters only), and ends with a line of timings on stderr. Stops at
+ * an end-of-generation token or after N tokens. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "kernels/kq.h"
+#include "model/eb_local.h"
+#include "model/forward.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
+
+#define RUN_UBATCH 512
+
+struct run_args {
+    const char *model, *prompt;
+    int n_predict, threads, n_ctx;
+    struct samp_params samp;
+};
+
+struct run_ctx {
+    struct model *m;
+    struct tok_vocab *vocab;
+    struct tp_pool *tp;
+    struct fwd_state *st;
+    struct kv_seq *seq;
+    struct expert_backend eb;
+    struct sampler *samp;
+    float *logits;
+    int32_t *ids;
+    int n_ids;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: moepool run -m MODEL -p PROMPT [-n N_PREDICT] [-c CTX] [-t THREADS]\n"
+               "                   [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
+               "                   [--repeat-penalty R]\n");
+}
+
+static int parse_args(int argc, char **argv, struct run_args *a)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
+        {"n-predict", required_argument, 0, 'n'}, {"threads", required_argument, 0, 't'},
+        {"ctx-size", required_argument, 0, 'c'}, {"temp", required_argument, 0, 'T'},
+        {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},
+        {"min-p", required_argument, 0, 'M'}, {"seed", required_argument, 0, 'S'},
+        {"repeat-penalty", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+    *a = (struct run_args){.n_predict = 128, .n_ctx = 4096,
+                           .threads = (int)sysconf(_SC_NPROCESSORS_ONLN), .samp = samp_defaults()};
+    a->samp.seed = (uint64_t)time(NULL);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a->model = optarg; break;
+        case 'p': a->prompt = optarg; break;
+        case 'n': a->n_predict = atoi(optarg); break;
+        case 't': a->threads = atoi(optarg); break;
+        case 'c': a->n_ctx = atoi(optarg); break;
+        case 'T': a->samp.temp = strtof(optarg, NULL); break;
+        case 'K': a->samp.top_k = atoi(optarg); break;
+        case 'P': a->samp.top_p = strtof(optarg, NULL); break;
+        case 'M': a->samp.min_p = strtof(optarg, NULL); break;
+        case 'S': a->samp.seed = strtoull(optarg, NULL, 10); break;
+        case 'R': a->samp.repeat_penalty = strtof(optarg, NULL); break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    return a->model && a->prompt && a->threads >= 1 && a->n_ctx >= 1 && a->n_predict >= 0 &&
+                   optind == argc
+               ? 0
+               : -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int tokenize_prompt(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
+{
+    size_t len = strlen(a->prompt);
+    int n = tok_encode(r->vocab, a->prompt, len, tok_add_bos(r->vocab), true, NULL, 0, err);
+    if (n < 0)
+        return n;
+    if (n == 0)
+        return mp_error_set(err, MP_EINVAL, "the prompt is empty");
+    if (n + a->n_predict > a->n_ctx)
+        return mp_error_set(err, MP_ERANGE, "the prompt (%d tokens) plus %d to generate does not "
+                            "fit the context of %d (use -c)", n, a->n_predict, a->n_ctx);
+    r->ids = malloc((size_t)n * sizeof(*r->ids));
+    if (!r->ids)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    r->n_ids = tok_encode(r->vocab, a->prompt, len, tok_add_bos(r->vocab), true, r->ids, n, err);
+    return r->n_ids < 0 ? r->n_ids : 0;
+}
+
+static int setup(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
+{
+    int rc = model_open(a->model, &r->m, err);
+    if (!rc)
+        rc = tok_load(r->m->gguf, &r->vocab, err);
+    if (!rc)
+        rc = tokenize_prompt(r, a, err);
+    if (rc)
+        return rc;
+    r->tp = tp_new(a->threads);
+    r->logits = malloc((size_t)r->m->hp.n_vocab * sizeof(float));
+    if (!r->tp || !r->logits)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    if ((rc = kv_seq_new(r->m, a->n_ctx, &r->seq, err)) ||
+        (rc = fwd_state_new(r->m, RUN_UBATCH, a->n_ctx, r->tp, &r->st, err)) ||
+        (rc = eb_local_new(r->m, r->tp, RUN_UBATCH, &r->eb, err)))
+        return rc;
+    return samp_new(&a->samp, (int32_t)r->m->hp.n_vocab, &r->samp, err);
+}
+
+static void teardown(struct run_ctx *r)
+{
+    samp_free(r->samp);
+    eb_free(&r->eb);
+    fwd_state_free(r->st);
+    kv_seq_free(r->seq);
+    tp_free(r->tp);
+    tok_free(r->vocab);
+    model_close(r->m);
+    free(r->logits);
+    free(r->ids);
+}
+
+/* Runs tokens[0..n) of the sequence; logits of the last one land in r->logits. */
+static int feed(struct run_ctx *r, const int32_t *tokens, int n, struct mp_error *err)
+{
+    int32_t pos[RUN_UBATCH];
+    bool want[RUN_UBATCH];
+    struct kv_seq *seqs[RUN_UBATCH];
+    for (int start = 0; start < n; start += RUN_UBATCH) {
+        int len = n - start < RUN_UBATCH ? n - start : RUN_UBATCH;
+        for (int i = 0; i < len; i++) {
+            pos[i] = r->seq->n_pos + i;
+            seqs[i] = r->seq;
+            want[i] = start + i == n - 1;
+        }
+        struct fwd_batch b = {.n_tokens = len, .token = tokens + start, .pos = pos, .seq = seqs,
+                              .want_logits = want};
+        int rc = fwd_run(r->st, &b, &r->eb, NULL, r->logits, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
+{
+    size_t cap = tok_max_piece(r->vocab) + TOK_STREAM_HOLD;
+    char *text = malloc(cap);
+    struct tok_stream stream;
+    int n_gen = 0, rc = text ? 0 : mp_error_set(err, MP_ENOMEM, "out of memory");
+    tok_stream_init(&stream, false);
+    for (int i = 0; i < r->n_ids; i++)
+        samp_accept(r->samp, r->ids[i]);
+    double t0 = now_s();
+    if (!rc)
+        rc = feed(r, r->ids, r->n_ids, err);
+    double t1 = now_s();
+    while (!rc && n_gen < a->n_predict) {
+        int32_t tok = samp_sample(r->samp, r->logits);
+        if (tok_is_eog(r->vocab, tok))
+            break;
+        samp_accept(r->samp, tok);
+        n_gen++;
+        int n = tok_stream_push(&stream, r->vocab, tok, text, cap);
+        if (n > 0 && fwrite(text, 1, (size_t)n, stdout))
+            fflush(stdout);
+        rc = feed(r, &tok, 1, err);
+    }
+    int n = text ? tok_stream_flush(&stream, text, cap) : 0;
+    if (n > 0)
+        fwrite(text, 1, (size_t)n, stdout);
+    double t2 = now_s();
+    printf("\n");
+    fprintf(stderr, "moepool run: prompt %d tokens in %.2f s (%.1f tok/s), generated %d tokens in "
+            "%.2f s (%.1f tok/s), %d threads, %s kernels\n", r->n_ids, t1 - t0,
+            r->n_ids / (t1 - t0), n_gen, t2 - t1, n_gen / (t2 > t1 ? t2 - t1 : 1), a->threads,
+            kq_simd_name());
+    free(text);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct run_args a;
+    struct run_ctx r = {0};
+    struct mp_error err = {0};
+    if (parse_args(argc, argv, &a)) {
+        usage(stderr);
+        return 2;
+    }
+    kq_init();
+    int rc = setup(&r, &a, &err);
+    if (!rc)
+        rc = generate(&r, &a, &err);
+    teardown(&r);
+    if (rc) {
+        fprintf(stderr, "moepool run: %s\n", err.msg);
+        return rc == MP_ENOMEM ? 1 : 2;
+    }
+    return 0;
+}

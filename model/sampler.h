@@ -1,0 +1,38 @@
+/* model/sampler.h: picks the next token from logits, in llama.cpp's default chain order:
+ * penalties (repetition, presence, frequency over the last penalty_last_n tokens) → top-k →
+ * top-p → min-p → temperature → a draw from a seeded generator. temp <= 0 is greedy (argmax,
+ * lowest id on ties). With a 128K vocabulary a full sort would show in a decode profile, so
+ * candidates are selected with a heap: O(n_vocab + m log n_vocab) for the m survivors. */
+#ifndef SAMPLER_H
+#define SAMPLER_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct samp_params {
+    float temp;            /* <= 0: greedy */
+    int32_t top_k;         /* <= 0: off */
+    float top_p;           /* >= 1: off */
+    float min_p;           /* <= 0: off */
+    float repeat_penalty;  /* 1: off */
+    float presence_penalty;
+    float frequency_penalty;
+    int32_t penalty_last_n; /* tokens of history the penalties look at */
+    uint64_t seed;
+};
+
+/* llama.cpp's defaults: temp 0.8, top-k 40, top-p 0.95, min-p 0.05, penalties off. */
+struct samp_params samp_defaults(void);
+
+struct sampler;
+
+int samp_new(const struct samp_params *p, int32_t n_vocab, struct sampler **out,
+             struct mp_error *err);
+void samp_free(struct sampler *s); /* NULL-safe */
+/* Picks a token from logits[n_vocab] (modified in place by the penalties). */
+int32_t samp_sample(struct sampler *s, float *logits);
+/* Records a token of the context (prompt or generated) for the penalties. */
+void samp_accept(struct sampler *s, int32_t token);
+
+#endif
