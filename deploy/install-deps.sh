@@ -1,0 +1,16 @@
+#!/bin/sh
+# deploy/install-deps.sh: the Debian 12 packages moepool builds and tests with. Idempotent: does
+# nothing when they are all present. Needs root (or sudo) only when something is missing.
+set -eu
+PKGS="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev python3 python3-numpy
+python3-jinja2"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
