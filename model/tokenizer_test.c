@@ -418,7 +418,7 @@ static struct gbuf finish(struct gbuf *kvs)
 
 /* A small byte-level vocabulary: "Ġ" is the stand-in of ' '. "bc" is no token, yet the merge
  * chain b+c -> bc, a+bc -> abc must still work; "q" has no token at all. */
-static const char *const tiny_tokens[] = {"a", "b", "c", "\xc4\xa0", "ab", "abc", "\xc4\xa0" "a",
+static const char *const tiny_tokens[] = {"a", "b", "c", "\xc4\xa0", "ab", "abc", ("\xc4\xa0" "a"),
                                           "<|ctl|>", "<usr>", "d", "<|im_end|>"};
 static const int32_t tiny_types[] = {1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1};
 static const char *const tiny_merges[] = {"b c", "a bc", "a b", "\xc4\xa0 a", "no-space",
