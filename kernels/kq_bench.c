@@ -1,7 +1,7 @@
 /* kernels/kq_bench.c: matvec throughput per format, SIMD level and thread count, in GB/s of
  * weight bytes read (decode is memory-bound: the number to compare with the machine's
  * bandwidth). Also a 16-token batch, where weights are reused from cache, in G weight-elements
- * per second per token. Not a test; usage: kq_bench [MiB of weights per matrix, default 256]. */
+ * per second per token. Not a test; usage: kq_bench [MiB per matrix, default 256] [format...]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +70,11 @@ int main(int argc, char **argv)
     for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
         kq_init_level(KQ_LEVEL_REF);
         const enum kq_type type = types[t];
+        bool wanted = argc <= 2;
+        for (int i = 2; i < argc; i++)
+            wanted = wanted || !strcmp(argv[i], kq_format(type)->name);
+        if (!wanted)
+            continue;
         const size_t row_bytes = kq_row_bytes(type, K);
         const int64_t M = (int64_t)(mib * 1048576.0 / (double)row_bytes);
         uint8_t *w = malloc((size_t)M * row_bytes);

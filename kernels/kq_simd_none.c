@@ -1,0 +1,15 @@
+/* kernels/kq_simd_none.c: stands in for kq_avx2.c and kq_avx512.c when the target is not x86,
+ * where cpu_detect() always answers KQ_LEVEL_REF and these are never called; the reference
+ * table then serves every format. */
+#include "kernels/kq_impl.h"
+
+void kq_register_avx2(struct kq_format *table)
+{
+    (void)table;
+}
+
+void kq_register_avx512(struct kq_format *table, const struct cpu_features *f)
+{
+    (void)table;
+    (void)f;
+}
