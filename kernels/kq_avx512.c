@@ -159,8 +159,9 @@ static void dot_q6_K_q8_K_avx512(int64_t n, float *s, const void *w, const void 
         for (int h = 0; h < 2; h++) {
             const __m512i ql = load512(x[i].ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(x[i].qh + 32 * h));
-            const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4),
-                                               _mm512_and_si512(_mm512_sllv_epi64(qh, shl_lo), m30));
+            const __m512i lo =
+                _mm512_or_si512(_mm512_and_si512(ql, m4),
+                                _mm512_and_si512(_mm512_sllv_epi64(qh, shl_lo), m30));
             const __m512i hi =
                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
                                 _mm512_and_si512(_mm512_srlv_epi64(qh, shr_hi), m30));
@@ -247,7 +248,8 @@ static void dot_q4_0_q8_0_avx512(int64_t n, float *s, const void *w, const void 
     for (; b < nb; b++) {
         int sumi = 0;
         for (int j = 0; j < 16; j++)
-            sumi += ((x[b].qs[j] & 0xF) - 8) * y[b].qs[j] + ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + 16];
+            sumi += ((x[b].qs[j] & 0xF) - 8) * y[b].qs[j] +
+                    ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + 16];
         sum += sumi * f16(x[b].d) * f16(y[b].d);
     }
     *s = sum;
@@ -339,7 +341,8 @@ static void quantize_q8_0_avx512(const float *x, void *blocks, int64_t n)
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(abs_ps(v0), abs_ps(v1)));
         b[i].d = kq_f32_to_f16(amax / 127.f);
         const __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
-        _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtsepi32_epi8(round_even(_mm512_mul_ps(v0, id))));
+        _mm_storeu_si128((__m128i *)b[i].qs,
+                         _mm512_cvtsepi32_epi8(round_even(_mm512_mul_ps(v0, id))));
         _mm_storeu_si128((__m128i *)(b[i].qs + 16),
                          _mm512_cvtsepi32_epi8(round_even(_mm512_mul_ps(v1, id))));
     }
@@ -372,8 +375,8 @@ static void quantize_q8_K_avx512(const float *x, void *blocks, int64_t n)
         const __m512i lim = _mm512_set1_epi32(127);
         int16_t bsums[16];
         for (int j = 0; j < QK_K; j += 16) {
-            const __m512i q = _mm512_min_epi32(round_even(_mm512_mul_ps(_mm512_loadu_ps(x + j), vs)),
-                                               lim);
+            const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + j), vs);
+            const __m512i q = _mm512_min_epi32(round_even(v), lim);
             _mm_storeu_si128((__m128i *)(b[i].qs + j), _mm512_cvtsepi32_epi8(q));
             bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
         }

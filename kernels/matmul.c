@@ -47,7 +47,8 @@ static void convert_task(void *p, int ith, int nth)
         if (t * job->blocks_per_row + last > end)
             last = end - t * job->blocks_per_row;
         const float *x = job->x + (size_t)t * job->x_stride + (size_t)(first * be);
-        uint8_t *out = job->xq + (size_t)t * job->act_stride + (size_t)first * job->act->block_bytes;
+        uint8_t *out = job->xq + (size_t)t * job->act_stride +
+                       (size_t)first * (size_t)job->act->block_bytes;
         job->act->from_f32(x, out, (last - first) * be);
         b = t * job->blocks_per_row + last;
     }
