@@ -14,6 +14,7 @@ static const struct command commands[] = {
     {"inspect", cmd_inspect, "show a GGUF model: metadata, tensors, layers, parameters"},
     {"logits", cmd_logits, "write the logits of every position of a token sequence"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"synth", cmd_synth, "write a synthetic model of a real architecture's shape"},
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
 };
 
