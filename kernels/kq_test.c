@@ -489,9 +489,24 @@ static void test_pool(void)
     tp_free(NULL);
 }
 
+/* kq_init honours MOEPOOL_SIMD (ctest runs this binary once more with MOEPOOL_SIMD=avx2). */
+static void test_simd_cap(void)
+{
+    const char *cap = getenv("MOEPOOL_SIMD");
+    const enum kq_level best = cpu_detect().level;
+    enum kq_level want = best;
+    if (cap && !strcmp(cap, "ref"))
+        want = KQ_LEVEL_REF;
+    else if (cap && !strcmp(cap, "avx2") && best > KQ_LEVEL_AVX2)
+        want = KQ_LEVEL_AVX2;
+    CHECK(!strcmp(kq_simd_name(), kq_level_name(want)), "MOEPOOL_SIMD=%s gave level %s",
+          cap ? cap : "(unset)", kq_simd_name());
+}
+
 int main(void)
 {
     kq_init();
+    test_simd_cap();
     test_table();
     test_f16_bf16();
     test_quantizer_quality();
