@@ -53,6 +53,25 @@ static double bench(struct tp_pool *pool, const struct kq_matrix *W, const void 
     return best;
 }
 
+static void empty_task(void *ctx, int ith, int nth)
+{
+    (void)ctx;
+    (void)ith;
+    (void)nth;
+}
+
+/* Cost of one tp_run with nothing to do: the floor under every parallel step. */
+static void bench_pool(struct tp_pool *pool)
+{
+    const int steps = 100000;
+    tp_run(pool, empty_task, NULL);
+    const double t0 = now_s();
+    for (int i = 0; i < steps; i++)
+        tp_run(pool, empty_task, NULL);
+    printf("tp_run with %d threads: %.2f us per step\n", tp_n_threads(pool),
+           (now_s() - t0) / steps * 1e6);
+}
+
 int main(int argc, char **argv)
 {
     static const enum kq_type types[] = {KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q8_0, KQ_Q4_0, KQ_Q5_0,
@@ -106,6 +125,7 @@ int main(int argc, char **argv)
         free(w);
     }
     free(x);
+    bench_pool(pools[1]);
     tp_free(pools[1]);
     tp_free(pools[0]);
     return 0;
