@@ -192,6 +192,7 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
         fwrite(text, 1, (size_t)n, stdout);
     double t2 = now_s();
     printf("\n");
+    fflush(stdout); /* the timings line goes to stderr after the text, not inside it */
     fprintf(stderr, "moepool run: prompt %d tokens in %.2f s (%.1f tok/s), generated %d tokens in "
             "%.2f s (%.1f tok/s), %d threads, %s kernels\n", r->n_ids, t1 - t0,
             r->n_ids / (t1 - t0), n_gen, t2 - t1, n_gen / (t2 > t1 ? t2 - t1 : 1), a->threads,
