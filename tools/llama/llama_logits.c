@@ -261,18 +261,27 @@ static double prompt_rate(struct llama_context *ctx, int n_vocab, int n)
     return rate;
 }
 
-static int run_bench(struct llama_model *m, const struct args *a)
+/* One context per measurement, as llama-bench does: a context sized for several sequences
+ * slows down single-sequence decoding. */
+static double bench_one(struct llama_model *m, const struct args *a, int n_seq, bool prompt)
 {
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
-    int n_ctx = (a->pp + a->tg + 16) * a->npl, n_batch = a->pp > a->npl ? a->pp : a->npl;
-    struct llama_context *ctx = new_context(m, a, n_ctx, n_batch, a->npl);
+    int n_ctx = (a->pp + a->tg + 16) * n_seq, n_batch = a->pp > n_seq ? a->pp : n_seq;
+    struct llama_context *ctx = new_context(m, a, n_ctx, n_batch, n_seq);
     if (!ctx)
-        return 1;
+        return -1;
     prompt_rate(ctx, n_vocab, 32 < a->pp ? 32 : a->pp); /* warm-up: page in the weights */
-    double pp = prompt_rate(ctx, n_vocab, a->pp);
-    double tg = decode_rate(ctx, n_vocab, 16, a->tg, 1);
-    double tgb = decode_rate(ctx, n_vocab, 16, a->tg, a->npl);
+    double r = prompt ? prompt_rate(ctx, n_vocab, a->pp) : decode_rate(ctx, n_vocab, 16, a->tg,
+                                                                        n_seq);
     llama_free(ctx);
+    return r;
+}
+
+static int run_bench(struct llama_model *m, const struct args *a)
+{
+    double pp = bench_one(m, a, 1, true);
+    double tg = bench_one(m, a, 1, false);
+    double tgb = bench_one(m, a, a->npl, false);
     if (pp < 0 || tg < 0 || tgb < 0) {
         fprintf(stderr, "llama_logits: llama_decode failed\n");
         return 1;
