@@ -78,6 +78,8 @@ void gguf_w_free(struct gguf_writer *w)
 
 static int put(struct gguf_writer *w, const void *src, size_t n, struct mp_error *err)
 {
+    if (n == 0) /* an empty array may come with data == NULL */
+        return 0;
     if (w->kv_len + n > w->kv_cap) {
         size_t cap = (w->kv_len + n) * 2 + 4096;
         uint8_t *p = realloc(w->kv, cap);
@@ -356,7 +358,8 @@ static int build_header(struct gguf_writer *w, uint8_t **out, size_t *n_out, str
     PUT(&version, 4);
     PUT(&n_t, 8);
     PUT(&w->n_kv, 8);
-    PUT(w->kv, w->kv_len);
+    if (w->kv_len) /* kv is NULL when there are no keys */
+        PUT(w->kv, w->kv_len);
     for (int i = 0; i < w->n_t; i++) {
         const struct tinfo *t = &w->t[i];
         uint64_t len = strlen(t->name);
