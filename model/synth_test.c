@@ -5,7 +5,7 @@
  *     order and out of order from positions, read back with gguf.h and compared; misuse
  *     (duplicate key, short tensor) fails cleanly and abort removes the partial file.
  *   - Q4_K_M rules: the layers llama-quantize promotes for LFM2-8B-A1B and Qwen3-30B-A3B
- *     (gguf.md §5, lfm2moe.md §4, qwen3moe.md §4), the 8-expert case and the fallbacks; and, when
+ *     (gguf.md §5, lfm2moe.md §4, qwen3moe.md §4), the 8-expert case and the fallbacks; and when
  *     CONFORMANCE_DIR is given, the type of every tensor of the *_q4_k_m.gguf models that
  *     llama-quantize produced.
  *   - tiny presets in each type: the file loads as a model, its tokenizer loads and round-trips.
@@ -300,7 +300,7 @@ static void test_q4km_special_cases(void)
     struct synth_q4km_state r = {.n_layer = 8, .n_expert = 4, .n_attn_v = 8};
     CHECK(q4km(&r, "blk.1.attn_q.weight", 288) == KQ_Q5_0, "Q4_K falls back to Q5_0");
     CHECK(q4km(&r, "blk.0.ffn_down_exps.weight", 288) == KQ_Q8_0, "Q6_K falls back to Q8_0");
-    CHECK(q4km(&r, "output.weight", 288) == KQ_Q8_0, "output with ne0 not a multiple of 256 -> Q8_0");
+    CHECK(q4km(&r, "output.weight", 288) == KQ_Q8_0, "output, ne0 not whole 256-blocks != 0: Q8_0");
     CHECK(q4km(&r, "blk.1.attn_q.weight", 48) == KQ_F16, "no 32-block: F16");
 }
 
