@@ -300,7 +300,7 @@ static void test_q4km_special_cases(void)
     struct synth_q4km_state r = {.n_layer = 8, .n_expert = 4, .n_attn_v = 8};
     CHECK(q4km(&r, "blk.1.attn_q.weight", 288) == KQ_Q5_0, "Q4_K falls back to Q5_0");
     CHECK(q4km(&r, "blk.0.ffn_down_exps.weight", 288) == KQ_Q8_0, "Q6_K falls back to Q8_0");
-    CHECK(q4km(&r, "output.weight", 288) == KQ_Q8_0, "output, ne0 not whole 256-blocks != 0: Q8_0");
+    CHECK(q4km(&r, "output.weight", 288) == KQ_Q8_0, "output, ne0 not whole 256-blocks: Q8_0");
     CHECK(q4km(&r, "blk.1.attn_q.weight", 48) == KQ_F16, "no 32-block: F16");
 }
 
