@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kernels/kq.h"
@@ -398,7 +399,9 @@ int gguf_w_open(struct gguf_writer *w, const char *path, struct mp_error *err)
     if (w->fd < 0) {
         rc = io_error(w, errno, "cannot create", err);
     } else {
-        w->created = true;
+        /* only a regular file is ours to delete on failure (never /dev/full or a pipe) */
+        struct stat st;
+        w->created = fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode);
         rc = pwrite_all(w, h, n, 0, err);
     }
     free(h);

@@ -72,6 +72,12 @@ synth_cli_test(bad_layers 2 "attention layers" --preset tiny --attn-layers 1,7
 synth_cli_test(no_output 2 "usage" --preset tiny)
 synth_cli_test(unwritable 1 "nonexistent-dir/x.gguf: cannot create"
                --preset tiny -o /nonexistent-dir/x.gguf)
+# A full disk: /dev/full fails every write with ENOSPC (and, not being a regular file, is not
+# deleted).
+if(EXISTS /dev/full)
+  synth_cli_test(disk_full 1 "/dev/full: write failed: No space left on device"
+                 --preset tiny -o /dev/full)
+endif()
 
 # The full-size LFM2-8B-A1B Q4_K_M (4.7 GiB, ~15 s on 2 cores): -DMOEPOOL_SLOW_TESTS=ON.
 option(MOEPOOL_SLOW_TESTS "Run tests that write multi-GiB files" OFF)
