@@ -3,9 +3,10 @@
  * kernel must beat kq_ref.c (kq_bench) and match it (kq_test).
  *
  * Spec: ../shared/docs/gguf.md §4 and §6, mirrored from kq_ref.c; the scheme is that of
- * llama.cpp's arch/x86/quants.c AVX2 paths. Integer sums are exact: VPMADDUBSW multiplies
+ * llama.cpp's arch/x86/quants.c AVX2 paths (kq_avx512.c has no Q5_0 kernel, so this one
+ * serves the AVX-512 level too). Integer sums are exact: VPMADDUBSW multiplies
  * unsigned weight codes (< 64) by signed activation bytes in pairs (at most 2·63·128, no
- * saturation), VPMADDWD applies the sub-block scale. The Q8_0 and Q4_0 kernels use the
+ * saturation), VPMADDWD applies the sub-block scale. The Q8_0, Q4_0 and Q5_0 kernels use the
  * sign trick (|x| times y with x's sign), exact while activation bytes are in [-127, 127],
  * which every quantizer here produces (-128 never appears: |round(x·127/amax)| <= 127). Only the
  * order of float block terms differs from the reference. */
@@ -211,6 +212,32 @@ static void dot_q4_0_q8_0_avx2(int64_t n, float *s, const void *w, const void *a
     *s = hsum_ps(acc);
 }
 
+/* Q5_0: the 32 fifth bits of qh spread to one byte each (0x00 or 0xFF), element j taking bit j;
+ * low nibbles are elements 0..15, high nibbles 16..31, as in Q4_0. */
+static void dot_q5_0_q8_0_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const struct kq_block_q5_0 *x = w;
+    const struct kq_block_q8_0 *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    const __m256i spread = _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
+                                              0x0303030303030303);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK; b++) {
+        uint32_t qh;
+        memcpy(&qh, x[b].qh, 4);
+        __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+        hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), sixteen);
+        const __m128i q = load128(x[b].qs);
+        __m256i v = _mm256_and_si256(_mm256_setr_m128i(q, _mm_srli_epi16(q, 4)), m4);
+        v = _mm256_sub_epi8(_mm256_or_si256(v, hb), sixteen);
+        const __m256i p = dot_i8(v, load256(y[b].qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16(x[b].d) * f16(y[b].d)),
+                              acc);
+    }
+    *s = hsum_ps(acc);
+}
+
 /* Float dots: 32 elements per step in four accumulators, a scalar tail. Half and bfloat16
  * products are exact in f32, so FMA equals the reference's multiply-then-add per term. */
 static inline __m256 load_f16x8(const uint8_t *p)
@@ -367,6 +394,7 @@ void kq_register_avx2(struct kq_format *table)
     table[KQ_Q6_K].dot = dot_q6_K_q8_K_avx2;
     table[KQ_Q8_0].dot = dot_q8_0_q8_0_avx2;
     table[KQ_Q4_0].dot = dot_q4_0_q8_0_avx2;
+    table[KQ_Q5_0].dot = dot_q5_0_q8_0_avx2;
     table[KQ_F16].dot = dot_f16_avx2;
     table[KQ_BF16].dot = dot_bf16_avx2;
     table[KQ_F32].dot = dot_f32_avx2;
