@@ -1117,19 +1117,71 @@ static int make_items(struct job *j, struct mp_error *err)
     return 0;
 }
 
-static int do_item(struct job *j, const struct item *it, float *x, uint8_t *q,
-                   struct mp_error *err)
+/* Slow formats (the 256-element K-quants: ggml's reference Q4_K quantizer costs ~90 ns per
+ * weight, so 8B weights would take minutes per core) are tiled from a codebook: CODEBOOK_BLOCKS
+ * blocks quantized from the tensor's own noise, block b of the tensor being codebook entry
+ * hash(key, b). Every block is a real quantization of the intended distribution and rows stay
+ * distinct (8 blocks of a 2048-wide row: 1024^8 arrangements); writing becomes a copy. */
+#define CODEBOOK_BLOCKS 1024
+
+static bool uses_codebook(const struct tspec *t)
+{
+    const struct kq_format *f = kq_format(t->type);
+    int64_t n_blocks = t->ne[0] * t->ne[1] * t->ne[2] / f->block_elems;
+    return f->block_elems >= 256 && n_blocks > 4 * CODEBOOK_BLOCKS;
+}
+
+/* Per-thread scratch: a chunk of floats, its quantized form, and the codebook of one tensor. */
+struct scratch {
+    float *x;    /* [CHUNK_ELEMS] */
+    uint8_t *q;  /* [CHUNK_ELEMS * 4]: no format is larger than F32 */
+    uint8_t *cb; /* [CODEBOOK_BLOCKS] blocks of the largest format */
+    int cb_ti;   /* tensor the codebook belongs to, or -1 */
+};
+
+static void build_codebook(const struct tspec *t, uint64_t key, struct scratch *s, int ti)
+{
+    const struct kq_format *f = kq_format(t->type);
+    int64_t n = (int64_t)CODEBOOK_BLOCKS * f->block_elems;
+    gen_values(t, mix64(key ^ 0xc0deb00cull), 0, n, s->x); /* its own stream */
+    f->from_f32(s->x, s->cb, n);
+    s->cb_ti = ti;
+}
+
+/* Quantized bytes of the item's rows into s->q; returns a pointer to them. */
+static const void *tile_rows(const struct tspec *t, uint64_t key, const struct item *it,
+                             struct scratch *s)
+{
+    const struct kq_format *f = kq_format(t->type);
+    int64_t per_row = t->ne[0] / f->block_elems;
+    uint64_t first = (uint64_t)(it->row0 * per_row);
+    for (int64_t b = 0; b < it->n_rows * per_row; b++) {
+        uint64_t e = mix64(key + (first + (uint64_t)b) * 0x9e3779b97f4a7c15ull);
+        memcpy(s->q + b * f->block_bytes, s->cb + (e % CODEBOOK_BLOCKS) * f->block_bytes,
+               (size_t)f->block_bytes);
+    }
+    return s->q;
+}
+
+static int do_item(struct job *j, const struct item *it, struct scratch *s, struct mp_error *err)
 {
     const struct tspec *t = &j->tl->t[it->ti];
-    int64_t n = it->n_rows * t->ne[0];
-    gen_values(t, tensor_key(j->seed, t->name), (uint64_t)(it->row0 * t->ne[0]), n, x);
     const struct kq_format *f = kq_format(t->type);
-    size_t row_bytes = kq_row_bytes(t->type, t->ne[0]);
-    const void *out = x;
-    if (t->type != KQ_F32) {
-        f->from_f32(x, q, n);
-        out = q;
+    uint64_t key = tensor_key(j->seed, t->name);
+    int64_t n = it->n_rows * t->ne[0];
+    const void *out = s->x;
+    if (uses_codebook(t)) {
+        if (s->cb_ti != it->ti)
+            build_codebook(t, key, s, it->ti);
+        out = tile_rows(t, key, it, s);
+    } else {
+        gen_values(t, key, (uint64_t)(it->row0 * t->ne[0]), n, s->x);
+        if (t->type != KQ_F32) {
+            f->from_f32(s->x, s->q, n);
+            out = s->q;
+        }
     }
+    size_t row_bytes = kq_row_bytes(t->type, t->ne[0]);
     size_t n_bytes = row_bytes * (size_t)it->n_rows;
     int rc = gguf_w_write_at(j->w, it->ti, row_bytes * (uint64_t)it->row0, out, n_bytes, err);
     if (!rc)
@@ -1148,14 +1200,14 @@ static void *work(void *arg)
     struct worker *wk = arg;
     struct job *j = wk->job;
     struct mp_error err = {0};
-    float *x = malloc(CHUNK_ELEMS * sizeof(*x));
-    uint8_t *q = malloc(CHUNK_ELEMS * sizeof(float)); /* no format is larger than F32 */
-    int rc = x && q ? 0 : mp_error_set(&err, MP_ENOMEM, "synth: out of memory for a chunk");
+    struct scratch s = {malloc(CHUNK_ELEMS * sizeof(float)), malloc(CHUNK_ELEMS * sizeof(float)),
+                        malloc(CODEBOOK_BLOCKS * 256 * sizeof(float)), -1};
+    int rc = s.x && s.q && s.cb ? 0 : mp_error_set(&err, MP_ENOMEM, "synth: out of memory");
     while (!rc && !atomic_load(&j->failed)) {
         int i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n_items)
             break;
-        rc = do_item(j, &j->items[i], x, q, &err);
+        rc = do_item(j, &j->items[i], &s, &err);
         if (!rc && wk->progress)
             wk->progress(wk->progress_ctx, atomic_load(&j->done), j->total);
     }
@@ -1168,8 +1220,9 @@ static void *work(void *arg)
         pthread_mutex_unlock(&j->lock);
         atomic_store(&j->failed, true);
     }
-    free(x);
-    free(q);
+    free(s.x);
+    free(s.q);
+    free(s.cb);
     return NULL;
 }
 
