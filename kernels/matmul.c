@@ -142,3 +142,8 @@ void kq_matmul_rows(struct tp_pool *pool, const struct kq_matrix *W, const void 
 {
     matmul(pool, W, xq, act_stride, rows, n_tok, y, y_stride);
 }
+
+size_t kq_act_row_bytes_max(int64_t n_cols)
+{
+    return ((size_t)n_cols * sizeof(float) + 63) / 64 * 64;
+}

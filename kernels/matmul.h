@@ -23,6 +23,10 @@ struct kq_matrix {
     size_t row_bytes; /* kq_row_bytes(type, n_cols) */
 };
 
+/* Room for one converted activation row of n_cols elements whatever the weight type (F32, the
+ * widest act type, at 4 bytes an element), rounded up to a cache line. */
+size_t kq_act_row_bytes_max(int64_t n_cols);
+
 /* Bytes one activation row of n_cols elements takes once converted for weights of wtype. */
 size_t kq_act_row_bytes(enum kq_type wtype, int64_t n_cols);
 

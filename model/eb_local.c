@@ -141,12 +141,6 @@ static void local_free(void *self)
 
 static const struct eb_ops local_ops = {.run = local_run, .free = local_free};
 
-/* Room for one activation row of n elements in any act type (F32 is the widest: 4 bytes). */
-static size_t act_stride(int64_t n)
-{
-    return ((size_t)n * sizeof(float) + 63) / 64 * 64;
-}
-
 int eb_local_new(const struct model *m, struct tp_pool *tp, int n_max, struct expert_backend *out,
                  struct mp_error *err)
 {
@@ -159,8 +153,8 @@ int eb_local_new(const struct model *m, struct tp_pool *tp, int n_max, struct ex
     b->tp = tp;
     b->n_max = n_max;
     b->k = (int)m->hp.n_expert_used;
-    b->xq_stride = act_stride(n_embd);
-    b->hq_stride = act_stride(n_ff);
+    b->xq_stride = kq_act_row_bytes_max(n_embd);
+    b->hq_stride = kq_act_row_bytes_max(n_ff);
     b->count = calloc((size_t)n_expert, sizeof(*b->count));
     b->start = calloc((size_t)n_expert, sizeof(*b->start));
     b->rows = calloc(n_pairs, sizeof(*b->rows));

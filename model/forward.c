@@ -9,11 +9,6 @@
 #include "model/ops.h"
 #include "model/router.h"
 
-static size_t act_stride(int64_t n)
-{
-    return ((size_t)n * sizeof(float) + 63) / 64 * 64;
-}
-
 void fwd_matmul(struct fwd_state *st, const struct kq_matrix *W, const float *x, int n_tok,
                 float *y)
 {
@@ -76,7 +71,7 @@ int fwd_state_new(const struct model *m, int n_max, int32_t n_ctx_max, struct tp
     st->tp = tp;
     st->n_max = n_max;
     st->n_ctx_max = n_ctx_max;
-    st->xq_stride = act_stride((int64_t)wide);
+    st->xq_stride = kq_act_row_bytes_max((int64_t)wide);
     st->h = malloc(n * n_embd * sizeof(float));
     st->a = malloc(n * n_embd * sizeof(float));
     st->mix = malloc(n * n_embd * sizeof(float));

@@ -7,20 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "kernels/kq.h"
 #include "model/gguf.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            failures++;                                               \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                             \
-            fprintf(stderr, "\n");                                    \
-        }                                                             \
-    } while (0)
 
 struct buf {
     uint8_t *p;

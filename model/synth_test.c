@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/check.h"
 #include "kernels/kq.h"
 #include "model/gguf.h"
 #include "model/gguf_write.h"
@@ -24,17 +25,6 @@
 #include "model/synth.h"
 #include "model/tokenizer.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                \
-        }                                                                         \
-    } while (0)
 
 static char tmpdir[256];
 
