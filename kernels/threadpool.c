@@ -7,6 +7,7 @@
  * (futex), like the rest of moepool. */
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,6 +22,9 @@
 /* How long a worker spins before it sleeps: longer than the gap between two parallel steps of
  * one decode step, far shorter than the gap between requests. */
 #define SPIN_NS 300000u
+
+/* Spins (roughly 10 us) before a waiting thread starts yielding its core on every check. */
+#define YIELD_AFTER_SPINS 8192u
 
 struct tp_pool {
     int n_threads;            /* counting the caller */
@@ -73,6 +77,8 @@ static uint32_t wait_for_step(struct tp_pool *pool, uint32_t seen)
         if (g != seen)
             return g;
         cpu_relax();
+        if (i >= YIELD_AFTER_SPINS) /* as in tp_run: let a starved thread have this core */
+            sched_yield();
         if (i % 1024 == 0 && now_ns() - t0 > SPIN_NS) /* the clock costs ~20 ns: not each time */
             break;
     }
@@ -175,6 +181,12 @@ void tp_run(struct tp_pool *pool, tp_task_fn fn, void *ctx)
     if (atomic_load(&pool->sleeping) > 0)
         futex_wake_all(&pool->gen);
     fn(ctx, 0, pool->n_threads);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0)
+    /* Workers normally finish within microseconds of us. When there are more runnable threads
+     * than cores (two servers on one machine, a build running), a worker may be waiting for the
+     * very core we spin on: after a short spin, give the core away on every check. */
+    for (unsigned i = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; i++) {
         cpu_relax();
+        if (i >= YIELD_AFTER_SPINS)
+            sched_yield();
+    }
 }
