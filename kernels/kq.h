@@ -57,6 +57,10 @@ typedef void (*kq_to_f32_fn)(const void *blocks, float *y, int64_t n);
 typedef void (*kq_from_f32_fn)(const float *x, void *blocks, int64_t n);
 /* *s = dot(w, a) over n elements, w in this format, a in this format's act_type. */
 typedef void (*kq_dot_fn)(int64_t n, float *s, const void *w, const void *a);
+/* s[t] = dot(w, a[t]) for t = 0..3: one weight row against four activation rows, so each weight
+ * block is decoded once for four tokens (prompt processing). Each s[t] must be bit-identical to
+ * what `dot` of the same table returns for (w, a[t]): batch invariance depends on it. */
+typedef void (*kq_dot4_fn)(int64_t n, float *s, const void *w, const void *const a[4]);
 
 struct kq_format {
     const char *name;       /* "Q4_K"; NULL for an id that no ggml type uses */
@@ -66,6 +70,7 @@ struct kq_format {
     kq_to_f32_fn to_f32;    /* NULL: moepool cannot compute with this type */
     kq_from_f32_fn from_f32;
     kq_dot_fn dot;
+    kq_dot4_fn dot4;        /* NULL: callers use `dot` once per token */
 };
 
 /* Fills the table: reference kernels, then the best SIMD level this CPU and OS support, capped by

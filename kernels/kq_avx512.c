@@ -62,36 +62,77 @@ static inline __m256i mins_times_bsums(const struct kq_block_q8_K *y, uint64_t m
     return _mm256_mullo_epi32(pairs, m);
 }
 
+/* Q4_K, Q6_K and Q8_0 come as one body per format instantiated for 1 token (`dot`) and 4 tokens
+ * (`dot4`): the weights are decoded once per block and every token then runs exactly the float
+ * operations, in exactly the order, that the 1-token instance runs, so dot4 is bit-identical to
+ * dot by construction. nt is a compile-time constant in each instance; the token loops unroll
+ * and the per-token accumulators stay in registers (4 tokens need at most ~24 of the 32). */
+#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
+#define MAX_NT 4
+/* Token and sub-block loops carry "#pragma GCC unroll": at -O2 GCC otherwise keeps the per-token
+ * accumulator arrays on the stack. */
+
 /* Q4_K and Q5_K: 64 elements per step. The 32 bytes qs[32c..] are broadcast to both halves and
  * the high half shifted by 4, which lays out elements 64c..64c+63 in order, so the activations
  * load contiguously; the low half belongs to sub-block 2c, the high half to 2c+1. */
-static void dot_q4_K_q8_K_avx512(int64_t n, float *s, const void *w, const void *a)
+static KQ_ALWAYS_INLINE void dot_q4_K_n(int nt, int64_t n, float *s, const void *w,
+                                        const void *const *a)
 {
     const struct kq_block_q4_K *x = w;
-    const struct kq_block_q8_K *y = a;
+    const struct kq_block_q8_K *y[MAX_NT];
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     const __m512i ctrl[4] = {scale_ctrl(0, 1), scale_ctrl(2, 3), scale_ctrl(4, 5),
                              scale_ctrl(6, 7)};
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[MAX_NT];
+    __m256 accm[MAX_NT];
+    #pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        y[t] = a[t];
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
     for (int64_t i = 0; i < n / QK_K; i++) {
         uint64_t sc, mn;
         unpack_scales_k4(x[i].scales, &sc, &mn);
         const __m512i scv = _mm512_set1_epi64((long long)sc);
-        __m512i isum = _mm512_setzero_si512();
+        __m512i isum[MAX_NT];
+        #pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm512_setzero_si512();
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             __m512i q = _mm512_broadcast_i64x4(load256(x[i].qs + 32 * c));
             q = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);
-            const __m512i p = _mm512_maddubs_epi16(q, load512(y[i].qs + 64 * c));
-            isum = _mm512_dpwssd_epi32(isum, p, _mm512_shuffle_epi8(scv, ctrl[c]));
+            const __m512i scl = _mm512_shuffle_epi8(scv, ctrl[c]);
+            #pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const __m512i p = _mm512_maddubs_epi16(q, load512(y[t][i].qs + 64 * c));
+                isum[t] = _mm512_dpwssd_epi32(isum[t], p, scl);
+            }
         }
-        const float d = f16(x[i].d) * y[i].d, dmin = f16(x[i].dmin) * y[i].d;
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[i], mn)),
-                               _mm256_set1_ps(dmin), accm);
+        const float xd = f16(x[i].d), xdmin = f16(x[i].dmin);
+        #pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const float d = xd * y[t][i].d, dmin = xdmin * y[t][i].d;
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(d), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[t][i], mn)),
+                                      _mm256_set1_ps(dmin), accm[t]);
+        }
     }
-    *s = _mm512_reduce_add_ps(acc) - hsum256(accm);
+    #pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        s[t] = _mm512_reduce_add_ps(acc[t]) - hsum256(accm[t]);
+}
+
+static void dot_q4_K_q8_K_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    dot_q4_K_n(1, n, s, w, &a);
+}
+
+static void dot4_q4_K_q8_K_avx512(int64_t n, float *s, const void *w, const void *const a[4])
+{
+    dot_q4_K_n(4, n, s, w, a);
 }
 
 /* Q5_K: Q4_K plus the fifth bit, bit 2c (low half) or 2c+1 (high half) of qh[l], added as 16
@@ -105,6 +146,7 @@ static void dot_q5_K_q8_K_avx512(int64_t n, float *s, const void *w, const void 
     const __m512i ctrl[4] = {scale_ctrl(0, 1), scale_ctrl(2, 3), scale_ctrl(4, 5),
                              scale_ctrl(6, 7)};
     __m512i hbit[4];
+    #pragma GCC unroll 4
     for (int c = 0; c < 4; c++)
         hbit[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << 2 * c))),
                                      _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
@@ -116,6 +158,7 @@ static void dot_q5_K_q8_K_avx512(int64_t n, float *s, const void *w, const void 
         const __m512i scv = _mm512_set1_epi64((long long)sc);
         const __m512i qh = _mm512_broadcast_i64x4(load256(x[i].qh));
         __m512i isum = _mm512_setzero_si512();
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             __m512i q = _mm512_broadcast_i64x4(load256(x[i].qs + 32 * c));
             q = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);
@@ -134,10 +177,11 @@ static void dot_q5_K_q8_K_avx512(int64_t n, float *s, const void *w, const void 
 /* Q6_K: per half of 128, ql gives elements 0..63 (low nibbles) and 64..127 (high nibbles) in
  * order; qh, broadcast to both 256-bit halves, supplies bits 4-5 with a shift per half. The
  * values are used unsigned (q+32) and 32·Σ scale·bsums is subtracted at the end. */
-static void dot_q6_K_q8_K_avx512(int64_t n, float *s, const void *w, const void *a)
+static KQ_ALWAYS_INLINE void dot_q6_K_n(int nt, int64_t n, float *s, const void *w,
+                                        const void *const *a)
 {
     const struct kq_block_q6_K *x = w;
-    const struct kq_block_q8_K *y = a;
+    const struct kq_block_q8_K *y[MAX_NT];
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i shl_lo = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
     const __m512i shr_hi = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
@@ -149,13 +193,23 @@ static void dot_q6_K_q8_K_avx512(int64_t n, float *s, const void *w, const void 
                                              6, 5, 4, 3, 2, 1, 0)), 3);
     for (int v = 0; v < 4; v++)
         idx[v] = _mm512_add_epi16(lane, _mm512_set1_epi16((int16_t)(4 * v)));
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accb = _mm256_setzero_ps();
+    __m512 acc[MAX_NT];
+    __m256 accb[MAX_NT];
+    #pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        y[t] = a[t];
+        acc[t] = _mm512_setzero_ps();
+        accb[t] = _mm256_setzero_ps();
+    }
     for (int64_t i = 0; i < n / QK_K; i++) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         const __m512i scz = _mm512_castsi256_si512(sc16);
-        __m512i isum = _mm512_setzero_si512();
+        __m512i isum[MAX_NT];
+        #pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm512_setzero_si512();
+        #pragma GCC unroll 4
         for (int h = 0; h < 2; h++) {
             const __m512i ql = load512(x[i].ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(x[i].qh + 32 * h));
@@ -165,17 +219,39 @@ static void dot_q6_K_q8_K_avx512(int64_t n, float *s, const void *w, const void 
             const __m512i hi =
                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
                                 _mm512_and_si512(_mm512_srlv_epi64(qh, shr_hi), m30));
-            const __m512i p0 = _mm512_maddubs_epi16(lo, load512(y[i].qs + 128 * h));
-            const __m512i p1 = _mm512_maddubs_epi16(hi, load512(y[i].qs + 128 * h + 64));
-            isum = _mm512_dpwssd_epi32(isum, p0, _mm512_permutexvar_epi16(idx[2 * h], scz));
-            isum = _mm512_dpwssd_epi32(isum, p1, _mm512_permutexvar_epi16(idx[2 * h + 1], scz));
+            const __m512i s0 = _mm512_permutexvar_epi16(idx[2 * h], scz);
+            const __m512i s1 = _mm512_permutexvar_epi16(idx[2 * h + 1], scz);
+            #pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const __m512i p0 = _mm512_maddubs_epi16(lo, load512(y[t][i].qs + 128 * h));
+                const __m512i p1 = _mm512_maddubs_epi16(hi, load512(y[t][i].qs + 128 * h + 64));
+                isum[t] = _mm512_dpwssd_epi32(isum[t], p0, s0);
+                isum[t] = _mm512_dpwssd_epi32(isum[t], p1, s1);
+            }
         }
-        const __m256i bias = _mm256_madd_epi16(load256(KQ_Q8K_BSUMS(&y[i])), sc16);
-        const __m512 d = _mm512_set1_ps(f16(x[i].d) * y[i].d);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc);
-        accb = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), _mm512_castps512_ps256(d), accb);
+        const float xd = f16(x[i].d);
+        #pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const __m256i bias = _mm256_madd_epi16(load256(KQ_Q8K_BSUMS(&y[t][i])), sc16);
+            const __m512 d = _mm512_set1_ps(xd * y[t][i].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), d, acc[t]);
+            accb[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), _mm512_castps512_ps256(d),
+                                      accb[t]);
+        }
     }
-    *s = _mm512_reduce_add_ps(acc) - 32.0f * hsum256(accb);
+    #pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        s[t] = _mm512_reduce_add_ps(acc[t]) - 32.0f * hsum256(accb[t]);
+}
+
+static void dot_q6_K_q8_K_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    dot_q6_K_n(1, n, s, w, &a);
+}
+
+static void dot4_q6_K_q8_K_avx512(int64_t n, float *s, const void *w, const void *const a[4])
+{
+    dot_q6_K_n(4, n, s, w, a);
 }
 
 /* Two blocks of 32 per vector; lanes 0-7 hold block b, 8-15 block b+1. */
@@ -185,38 +261,65 @@ static inline __m512 pair_scales(float d0, float d1)
 }
 
 /* Σ x·y for signed bytes with VPDPBUSD (unsigned × signed): (x+128)·y − 128·y, exact for every
- * byte value. */
-static inline __m512i dot_i8(__m512i xq, __m512i yq)
+ * byte value. xb is x already offset (x ^ 0x80), so dot4 offsets each weight vector once. */
+static inline __m512i dot_i8_biased(__m512i xb, __m512i yq)
 {
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     const __m512i zero = _mm512_setzero_si512();
-    const __m512i p = _mm512_dpbusd_epi32(zero, _mm512_xor_si512(xq, bias), yq);
+    const __m512i p = _mm512_dpbusd_epi32(zero, xb, yq);
     return _mm512_sub_epi32(p, _mm512_dpbusd_epi32(zero, bias, yq));
+}
+
+static inline __m512i load2x256(const void *p0, const void *p1)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(p0)), load256(p1), 1);
+}
+
+static KQ_ALWAYS_INLINE void dot_q8_0_n(int nt, int64_t n, float *s, const void *w,
+                                        const void *const *a)
+{
+    const struct kq_block_q8_0 *x = w;
+    const struct kq_block_q8_0 *y[MAX_NT];
+    const int64_t nb = n / QK;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[MAX_NT];
+    #pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        y[t] = a[t];
+        acc[t] = _mm512_setzero_ps();
+    }
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const __m512i xb = _mm512_xor_si512(load2x256(x[b].qs, x[b + 1].qs), bias);
+        const float xd0 = f16(x[b].d), xd1 = f16(x[b + 1].d);
+        #pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const __m512i yq = load2x256(y[t][b].qs, y[t][b + 1].qs);
+            const __m512 dd = pair_scales(xd0 * f16(y[t][b].d), xd1 * f16(y[t][b + 1].d));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_i8_biased(xb, yq)), dd, acc[t]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        float sum = _mm512_reduce_add_ps(acc[t]);
+        for (int64_t c = b; c < nb; c++) { /* odd block count */
+            int sumi = 0;
+            for (int j = 0; j < QK; j++)
+                sumi += x[c].qs[j] * y[t][c].qs[j];
+            sum += sumi * (f16(x[c].d) * f16(y[t][c].d));
+        }
+        s[t] = sum;
+    }
 }
 
 static void dot_q8_0_q8_0_avx512(int64_t n, float *s, const void *w, const void *a)
 {
-    const struct kq_block_q8_0 *x = w;
-    const struct kq_block_q8_0 *y = a;
-    const int64_t nb = n / QK;
-    __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 1 < nb; b += 2) {
-        const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(load256(x[b].qs)),
-                                              load256(x[b + 1].qs), 1);
-        const __m512i yq = _mm512_inserti64x4(_mm512_castsi256_si512(load256(y[b].qs)),
-                                              load256(y[b + 1].qs), 1);
-        const __m512 dd = pair_scales(f16(x[b].d) * f16(y[b].d), f16(x[b + 1].d) * f16(y[b + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_i8(xq, yq)), dd, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    for (; b < nb; b++) { /* odd block count */
-        int sumi = 0;
-        for (int j = 0; j < QK; j++)
-            sumi += x[b].qs[j] * y[b].qs[j];
-        sum += sumi * (f16(x[b].d) * f16(y[b].d));
-    }
-    *s = sum;
+    dot_q8_0_n(1, n, s, w, &a);
+}
+
+static void dot4_q8_0_q8_0_avx512(int64_t n, float *s, const void *w, const void *const a[4])
+{
+    dot_q8_0_n(4, n, s, w, a);
 }
 
 /* Q4_0: nibbles used unsigned, Σ(q-8)·y = Σq·y − 8·Σy. The 16 bytes of each block are
@@ -391,6 +494,9 @@ void kq_register_avx512(struct kq_format *table, const struct cpu_features *f)
     table[KQ_Q5_K].dot = dot_q5_K_q8_K_avx512;
     table[KQ_Q6_K].dot = dot_q6_K_q8_K_avx512;
     table[KQ_Q8_0].dot = dot_q8_0_q8_0_avx512;
+    table[KQ_Q4_K].dot4 = dot4_q4_K_q8_K_avx512;
+    table[KQ_Q6_K].dot4 = dot4_q6_K_q8_K_avx512;
+    table[KQ_Q8_0].dot4 = dot4_q8_0_q8_0_avx512;
     table[KQ_Q4_0].dot = dot_q4_0_q8_0_avx512;
     table[KQ_F16].dot = dot_f16_avx512;
     table[KQ_F32].dot = dot_f32_avx512;

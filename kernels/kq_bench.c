@@ -1,7 +1,8 @@
 /* kernels/kq_bench.c: matvec throughput per format, SIMD level and thread count, in GB/s of
  * weight bytes read (decode is memory-bound: the number to compare with the machine's
- * bandwidth). Also a 16-token batch, where weights are reused from cache, in G weight-elements
- * per second per token. Not a test; usage: kq_bench [MiB per matrix, default 256] [format...]. */
+ * bandwidth). Also 16- and 64-token batches (prompt processing), where weights are reused from
+ * cache, in G weight-elements per second summed over tokens. Not a test; usage:
+ * kq_bench [MiB per matrix, default 256] [format...]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,15 +78,16 @@ int main(int argc, char **argv)
     static const enum kq_type types[] = {KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q8_0, KQ_Q4_0, KQ_Q5_0,
                                          KQ_F16, KQ_BF16, KQ_F32};
     const double mib = argc > 1 ? atof(argv[1]) : 256;
-    const int64_t K = 4096, n_tok_batch = 16;
+    const int64_t K = 4096, n_tok_batch = 64;
+    static const int batches[2] = {16, 64};
     const struct cpu_features cf = cpu_detect();
     struct tp_pool *pools[2] = {tp_new(1), tp_new(2)};
     float *x = malloc((size_t)(K * n_tok_batch) * sizeof(float));
     for (int64_t i = 0; i < K * n_tok_batch; i++)
         x[i] = (float)((i * 7919) % 2001 - 1000) * 1e-3f;
 
-    printf("%-6s %-6s %12s %12s %16s %16s\n", "format", "level", "1t GB/s", "2t GB/s",
-           "b16 1t Gel/s", "b16 2t Gel/s");
+    printf("%-6s %-6s %8s %8s %13s %13s %13s %13s\n", "format", "level", "1t GB/s", "2t GB/s",
+           "b16 1t Gel/s", "b16 2t Gel/s", "b64 1t Gel/s", "b64 2t Gel/s");
     for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
         kq_init_level(KQ_LEVEL_REF);
         const enum kq_type type = types[t];
@@ -104,20 +106,23 @@ int main(int argc, char **argv)
             return 2;
         fill_weights(type, w, K, M);
         const struct kq_matrix W = {w, type, K, M, row_bytes};
-        /* a smaller matrix for the batch: 16 tokens over 256 MiB would take long on ref */
-        const struct kq_matrix Wb = {w, type, K, M / 8, row_bytes};
+        /* a smaller matrix for the batches: 64 tokens over 256 MiB would take long on ref */
+        const struct kq_matrix Wb = {w, type, K, M / 32, row_bytes};
         for (int lv = 0; lv <= (int)cf.level; lv++) {
             const enum kq_level level = kq_init_level((enum kq_level)lv);
             kq_convert_act(NULL, type, x, (size_t)K, (int)n_tok_batch, K, xq, act_stride);
-            double gbs[2], gel[2];
+            double gbs[2], gel[2][2];
             for (int p = 0; p < 2; p++) {
                 double dt = bench(pools[p], &W, xq, act_stride, 1, y, 5);
                 gbs[p] = (double)M * (double)row_bytes / dt * 1e-9;
-                dt = bench(pools[p], &Wb, xq, act_stride, (int)n_tok_batch, y, 2);
-                gel[p] = (double)Wb.n_rows * (double)K * (double)n_tok_batch / dt * 1e-9;
+                for (int b = 0; b < 2; b++) {
+                    dt = bench(pools[p], &Wb, xq, act_stride, batches[b], y, 3);
+                    gel[b][p] = (double)Wb.n_rows * (double)K * batches[b] / dt * 1e-9;
+                }
             }
-            printf("%-6s %-6s %12.2f %12.2f %16.2f %16.2f\n", kq_format(type)->name,
-                   kq_level_name(level), gbs[0], gbs[1], gel[0], gel[1]);
+            printf("%-6s %-6s %8.2f %8.2f %13.2f %13.2f %13.2f %13.2f\n", kq_format(type)->name,
+                   kq_level_name(level), gbs[0], gbs[1], gel[0][0], gel[0][1], gel[1][0],
+                   gel[1][1]);
             fflush(stdout);
         }
         free(xq);

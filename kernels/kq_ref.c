@@ -481,18 +481,20 @@ static void dot_q6_K_q8_K_ref(int64_t n, float *s, const void *w, const void *a)
 
 #define SIZED(id, nm, elems, bytes) [id] = {.name = nm, .block_elems = elems, .block_bytes = bytes}
 
+/* No reference dot4: matmul falls back to `dot` per token, which is what a dot4 must equal. */
 const struct kq_format kq_ref_table[KQ_TYPE_COUNT] = {
-    [KQ_F32] = {"F32", 1, 4, KQ_F32, f32_to_f32, f32_from_f32, dot_f32_ref},
-    [KQ_F16] = {"F16", 1, 2, KQ_F16, f16_to_f32_row, f16_from_f32, dot_f16_ref},
-    [KQ_BF16] = {"BF16", 1, 2, KQ_BF16, bf16_to_f32_row, bf16_from_f32, dot_bf16_ref},
-    [KQ_Q4_0] = {"Q4_0", 32, 18, KQ_Q8_0, q4_0_to_f32, kq_quantize_q4_0, dot_q4_0_q8_0_ref},
-    [KQ_Q5_0] = {"Q5_0", 32, 22, KQ_Q8_0, q5_0_to_f32, kq_quantize_q5_0, dot_q5_0_q8_0_ref},
-    [KQ_Q8_0] = {"Q8_0", 32, 34, KQ_Q8_0, q8_0_to_f32, kq_quantize_q8_0_ref, dot_q8_0_q8_0_ref},
-    [KQ_Q4_K] = {"Q4_K", 256, 144, KQ_Q8_K, q4_K_to_f32, kq_quantize_q4_K, dot_q4_K_q8_K_ref},
-    [KQ_Q5_K] = {"Q5_K", 256, 176, KQ_Q8_K, q5_K_to_f32, kq_quantize_q5_K, dot_q5_K_q8_K_ref},
-    [KQ_Q6_K] = {"Q6_K", 256, 210, KQ_Q8_K, q6_K_to_f32, kq_quantize_q6_K, dot_q6_K_q8_K_ref},
+    [KQ_F32] = {"F32", 1, 4, KQ_F32, f32_to_f32, f32_from_f32, dot_f32_ref, NULL},
+    [KQ_F16] = {"F16", 1, 2, KQ_F16, f16_to_f32_row, f16_from_f32, dot_f16_ref, NULL},
+    [KQ_BF16] = {"BF16", 1, 2, KQ_BF16, bf16_to_f32_row, bf16_from_f32, dot_bf16_ref, NULL},
+    [KQ_Q4_0] = {"Q4_0", 32, 18, KQ_Q8_0, q4_0_to_f32, kq_quantize_q4_0, dot_q4_0_q8_0_ref, NULL},
+    [KQ_Q5_0] = {"Q5_0", 32, 22, KQ_Q8_0, q5_0_to_f32, kq_quantize_q5_0, dot_q5_0_q8_0_ref, NULL},
+    [KQ_Q8_0] = {"Q8_0", 32, 34, KQ_Q8_0,
+        q8_0_to_f32, kq_quantize_q8_0_ref, dot_q8_0_q8_0_ref, NULL},
+    [KQ_Q4_K] = {"Q4_K", 256, 144, KQ_Q8_K, q4_K_to_f32, kq_quantize_q4_K, dot_q4_K_q8_K_ref, NULL},
+    [KQ_Q5_K] = {"Q5_K", 256, 176, KQ_Q8_K, q5_K_to_f32, kq_quantize_q5_K, dot_q5_K_q8_K_ref, NULL},
+    [KQ_Q6_K] = {"Q6_K", 256, 210, KQ_Q8_K, q6_K_to_f32, kq_quantize_q6_K, dot_q6_K_q8_K_ref, NULL},
     /* activation-only format: converts and dequantizes, never a weight */
-    [KQ_Q8_K] = {"Q8_K", 256, 292, KQ_Q8_K, q8_K_to_f32, kq_quantize_q8_K_ref, NULL},
+    [KQ_Q8_K] = {"Q8_K", 256, 292, KQ_Q8_K, q8_K_to_f32, kq_quantize_q8_K_ref, NULL, NULL},
     /* known formats moepool can size and skip, not compute with */
     SIZED(KQ_Q4_1, "Q4_1", 32, 20),
     SIZED(KQ_Q5_1, "Q5_1", 32, 24),

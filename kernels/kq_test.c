@@ -394,6 +394,56 @@ static void test_dots(const char *level)
     free(x);
 }
 
+/* Every dot4 on this level: each of its four outputs memcmp-equal to the level's single dot, on
+ * random blocks (zero and negative scales included) and quantizer output, for block counts that
+ * leave odd tails; batch invariance (model/forward_test.c) rests on this. */
+static void test_dot4(const char *level)
+{
+    static const int64_t n_blocks[] = {1, 2, 3, 8, 16, 43};
+    const int64_t nmax = 43 * 256;
+    float *x = xmalloc((size_t)nmax * sizeof(float));
+    uint8_t *w = xmalloc((size_t)nmax * 4), *act[4];
+    for (int k = 0; k < 4; k++)
+        act[k] = xmalloc((size_t)nmax * 4);
+    for (int t = 0; t < N_COMPUTABLE; t++) {
+        const enum kq_type type = computable[t];
+        const struct kq_format *f = kq_format(type), *af = kq_format(f->act_type);
+        if (!f->dot4)
+            continue;
+        for (size_t bi = 0; bi < sizeof(n_blocks) / sizeof(n_blocks[0]); bi++) {
+            for (int rep = 0; rep < 4; rep++) {
+                const int64_t n = n_blocks[bi] * f->block_elems;
+                rng_seed(7000 + 100 * (uint64_t)t + 10 * bi + (uint64_t)rep);
+                for (int k = 0; k < 4; k++) {
+                    gen_floats(x, n);
+                    fit_type(f->act_type, x, n);
+                    af->from_f32(x, act[k], n);
+                }
+                if (rep == 3) {
+                    gen_floats(x, n);
+                    fit_type(type, x, n);
+                    kq_ref_table[type].from_f32(x, w, n);
+                } else {
+                    gen_weights(type, w, n);
+                }
+                const void *a[4] = {act[0], act[1], act[2], act[3]};
+                float s4[4], s1[4];
+                f->dot4(n, s4, w, a);
+                for (int k = 0; k < 4; k++)
+                    f->dot(n, &s1[k], w, act[k]);
+                CHECK(!memcmp(s4, s1, sizeof(s4)),
+                      "[%s] %s n=%lld dot4 (%.9g %.9g %.9g %.9g) != dot (%.9g %.9g %.9g %.9g)",
+                      level, f->name, (long long)n, s4[0], s4[1], s4[2], s4[3], s1[0], s1[1],
+                      s1[2], s1[3]);
+            }
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        free(act[k]);
+    free(w);
+    free(x);
+}
+
 /* matmul and convert over a pool equal per-row dots and per-row conversion exactly. */
 static void test_matmul(const char *level, struct tp_pool *pool)
 {
@@ -517,6 +567,7 @@ int main(void)
         const int before = n_fail;
         test_bit_identical(level);
         test_dots(level);
+        test_dot4(level);
         for (int nth = 1; nth <= 2; nth++) {
             struct tp_pool *pool = tp_new(nth);
             test_matmul(level, pool);

@@ -4,7 +4,9 @@
  * output is one whole dot.
  *
  * For a batch, each chunk of weight rows is multiplied by all tokens before moving on, so the
- * chunk is read from memory once per batch and then from L1/L2 (CHUNK_ROWS below). */
+ * chunk is read from memory once per batch and then from L1/L2 (CHUNK_ROWS below). Where the
+ * format has a `dot4`, tokens go four at a time through it, so each weight block is decoded once
+ * per four tokens; dot4 equals `dot` bit for bit, so outputs do not depend on the batch. */
 #include <stdatomic.h>
 
 #include "kernels/matmul.h"
@@ -71,6 +73,7 @@ void kq_convert_act(struct tp_pool *pool, enum kq_type wtype, const float *x, si
 struct matmul_job {
     const struct kq_matrix *W;
     kq_dot_fn dot;
+    kq_dot4_fn dot4; /* NULL: every token through dot */
     const uint8_t *xq;
     size_t act_stride;
     const int32_t *rows; /* NULL: token t uses xq row t */
@@ -85,7 +88,23 @@ static void matmul_chunk(const struct matmul_job *job, int64_t r0, int64_t r1)
 {
     const struct kq_matrix *W = job->W;
     const uint8_t *wdata = W->data;
-    for (int t = 0; t < job->n_tok; t++) {
+    int t = 0;
+    for (; job->dot4 && t + 4 <= job->n_tok; t += 4) {
+        const void *a[4];
+        float *y[4];
+        for (int k = 0; k < 4; k++) {
+            const int64_t src = job->rows ? job->rows[t + k] : t + k;
+            a[k] = job->xq + (size_t)src * job->act_stride;
+            y[k] = job->y + (size_t)(t + k) * job->y_stride;
+        }
+        for (int64_t r = r0; r < r1; r++) {
+            float s[4];
+            job->dot4(W->n_cols, s, wdata + (size_t)r * W->row_bytes, a);
+            for (int k = 0; k < 4; k++)
+                y[k][r] = s[k];
+        }
+    }
+    for (; t < job->n_tok; t++) {
         const int64_t src = job->rows ? job->rows[t] : t;
         const uint8_t *a = job->xq + (size_t)src * job->act_stride;
         float *y = job->y + (size_t)t * job->y_stride;
@@ -124,7 +143,8 @@ static void matmul(struct tp_pool *pool, const struct kq_matrix *W, const void *
         if (chunk < CHUNK_ROWS)
             chunk = CHUNK_ROWS;
     }
-    struct matmul_job job = {W, f->dot, xq, act_stride, rows, n_tok, y, y_stride, chunk, 0};
+    struct matmul_job job = {W, f->dot, f->dot4, xq, act_stride, rows, n_tok, y, y_stride,
+                             chunk, 0};
     if (nth == 1 || W->n_rows <= chunk)
         matmul_task(&job, 0, 1);
     else
