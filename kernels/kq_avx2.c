@@ -76,34 +76,28 @@ static inline __m256i mins_times_bsums(const struct kq_block_q8_K *y, uint64_t m
     return _mm256_mullo_epi32(pairs, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
 }
 
+/* Q4_K, Q5_K, Q6_K and Q8_0 come as one body per format instantiated for 1 token (`dot`) and 4
+ * tokens (`dot4`): weights are decoded once per block, then every token runs exactly the float
+ * operations, in the same order, as the 1-token instance, so dot4 is bit-identical to dot by
+ * construction. "#pragma GCC unroll" on the token loops keeps per-token state in registers. */
+#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
+#define MAX_NT 4
+
 /* Q4_K / Q5_K: chunk c of 64 elements is qs[32c..32c+31]: low nibbles are sub-block 2c, high
  * nibbles 2c+1. With has_qh (Q5_K) the fifth bit, bit 2c or 2c+1 of qh[l], adds 16. */
-static inline __m256i kx_chunk(const uint8_t *qs, const int8_t *q8, __m256i scv, int c,
-                               __m256i qh, bool has_qh)
+static KQ_ALWAYS_INLINE void dot_kx_n(int nt, int64_t nb, float *s, const uint8_t *blocks,
+                                      size_t block_bytes, size_t qs_off, const void *const *a,
+                                      bool has_qh)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i q = load256(qs + 32 * c);
-    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if (has_qh) {
-        const __m256i b0 = _mm256_set1_epi8((char)(1 << 2 * c));
-        const __m256i b1 = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
-        const __m256i sixteen = _mm256_set1_epi8(16);
-        lo = _mm256_or_si256(lo, _mm256_and_si256(
-                                     _mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(
-                                     _mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
+    const struct kq_block_q8_K *y[MAX_NT];
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    __m256 acc[MAX_NT], accm[MAX_NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        y[t] = a[t];
+        acc[t] = _mm256_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
     }
-    const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(q8 + 64 * c)),
-                                         _mm256_shuffle_epi8(scv, byte_to_i16(2 * c)));
-    const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(q8 + 64 * c + 32)),
-                                         _mm256_shuffle_epi8(scv, byte_to_i16(2 * c + 1)));
-    return _mm256_add_epi32(p0, p1);
-}
-
-static inline float dot_kx(int64_t nb, const uint8_t *blocks, size_t block_bytes, size_t qs_off,
-                           const struct kq_block_q8_K *y, bool has_qh)
-{
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = blocks + (size_t)i * block_bytes;
         const struct kq_block_q4_K *hdr = (const void *)blk; /* d, dmin, scales shared */
@@ -112,41 +106,88 @@ static inline float dot_kx(int64_t nb, const uint8_t *blocks, size_t block_bytes
         const __m256i scv = _mm256_set1_epi64x((long long)sc);
         const __m256i qh = has_qh ? load256(blk + offsetof(struct kq_block_q5_K, qh))
                                   : _mm256_setzero_si256();
-        __m256i isum = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++)
-            isum = _mm256_add_epi32(isum, kx_chunk(blk + qs_off, y[i].qs, scv, c, qh, has_qh));
-        const float d = f16(hdr->d) * y[i].d, dmin = f16(hdr->dmin) * y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[i], mn)),
-                               _mm256_set1_ps(dmin), accm);
+        __m256i isum[MAX_NT];
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = load256(blk + qs_off + 32 * c);
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (has_qh) {
+                const __m256i b0 = _mm256_set1_epi8((char)(1 << 2 * c));
+                const __m256i b1 = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
+                lo = _mm256_or_si256(
+                    lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
+                hi = _mm256_or_si256(
+                    hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
+            }
+            const __m256i s0 = _mm256_shuffle_epi8(scv, byte_to_i16(2 * c));
+            const __m256i s1 = _mm256_shuffle_epi8(scv, byte_to_i16(2 * c + 1));
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const int8_t *q8 = y[t][i].qs + 64 * c;
+                const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(q8)), s0);
+                const __m256i p1 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(q8 + 32)), s1);
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(p0, p1));
+            }
+        }
+        const float xd = f16(hdr->d), xdmin = f16(hdr->dmin);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const float d = xd * y[t][i].d, dmin = xdmin * y[t][i].d;
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[t][i], mn)),
+                                      _mm256_set1_ps(dmin), accm[t]);
+        }
     }
-    return hsum_ps(acc) - hsum_ps(accm);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        s[t] = hsum_ps(acc[t]) - hsum_ps(accm[t]);
 }
 
 static void dot_q4_K_q8_K_avx2(int64_t n, float *s, const void *w, const void *a)
 {
-    *s = dot_kx(n / QK_K, w, sizeof(struct kq_block_q4_K), offsetof(struct kq_block_q4_K, qs),
-                a, false);
+    dot_kx_n(1, n / QK_K, s, w, sizeof(struct kq_block_q4_K),
+             offsetof(struct kq_block_q4_K, qs), &a, false);
+}
+
+static void dot4_q4_K_q8_K_avx2(int64_t n, float *s, const void *w, const void *const a[4])
+{
+    dot_kx_n(4, n / QK_K, s, w, sizeof(struct kq_block_q4_K),
+             offsetof(struct kq_block_q4_K, qs), a, false);
 }
 
 static void dot_q5_K_q8_K_avx2(int64_t n, float *s, const void *w, const void *a)
 {
-    *s = dot_kx(n / QK_K, w, sizeof(struct kq_block_q5_K), offsetof(struct kq_block_q5_K, qs),
-                a, true);
+    dot_kx_n(1, n / QK_K, s, w, sizeof(struct kq_block_q5_K),
+             offsetof(struct kq_block_q5_K, qs), &a, true);
 }
 
 /* Q6_K: values used unsigned (q+32); 32·Σ scale·bsums subtracted at the end. */
-static void dot_q6_K_q8_K_avx2(int64_t n, float *s, const void *w, const void *a)
+static KQ_ALWAYS_INLINE void dot_q6_K_n(int nt, int64_t n, float *s, const void *w,
+                                        const void *const *a)
 {
     const struct kq_block_q6_K *x = w;
-    const struct kq_block_q8_K *y = a;
+    const struct kq_block_q8_K *y[MAX_NT];
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc = _mm256_setzero_ps(), accb = _mm256_setzero_ps();
+    __m256 acc[MAX_NT], accb[MAX_NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        y[t] = a[t];
+        acc[t] = _mm256_setzero_ps();
+        accb[t] = _mm256_setzero_ps();
+    }
     for (int64_t i = 0; i < n / QK_K; i++) {
-        __m256i isum = _mm256_setzero_si256();
+        __m256i isum[MAX_NT];
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h;
-            const int8_t *q8 = y[i].qs + 128 * h;
             const __m256i scv = _mm256_broadcastsi128_si256(
                 _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x[i].scales + 8 * h))));
             const __m256i l0 = load256(ql), l1 = load256(ql + 32);
@@ -160,19 +201,40 @@ static void dot_q6_K_q8_K_avx2(int64_t n, float *s, const void *w, const void *a
                                    _mm256_and_si256(qh, m30));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+#pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
-                const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8 + 32 * k));
                 const __m256i sc = _mm256_shuffle_epi8(scv, i16_pick(2 * k, 2 * k + 1));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const int8_t *q8 = y[t][i].qs + 128 * h;
+                    const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8 + 32 * k));
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, sc));
+                }
             }
         }
-        const __m256i bias = _mm256_madd_epi16(
-            load256(KQ_Q8K_BSUMS(&y[i])), _mm256_cvtepi8_epi16(load128(x[i].scales)));
-        const __m256 d = _mm256_set1_ps(f16(x[i].d) * y[i].d);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
-        accb = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), d, accb);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(load128(x[i].scales));
+        const float xd = f16(x[i].d);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const __m256i bias = _mm256_madd_epi16(load256(KQ_Q8K_BSUMS(&y[t][i])), sc16);
+            const __m256 d = _mm256_set1_ps(xd * y[t][i].d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), d, acc[t]);
+            accb[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), d, accb[t]);
+        }
     }
-    *s = hsum_ps(acc) - 32.0f * hsum_ps(accb);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        s[t] = hsum_ps(acc[t]) - 32.0f * hsum_ps(accb[t]);
+}
+
+static void dot_q6_K_q8_K_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    dot_q6_K_n(1, n, s, w, &a);
+}
+
+static void dot4_q6_K_q8_K_avx2(int64_t n, float *s, const void *w, const void *const a[4])
+{
+    dot_q6_K_n(4, n, s, w, a);
 }
 
 /* Σ x·y over 32 signed bytes as 8 int32 lanes, by the sign trick (see the file comment). */
@@ -182,17 +244,43 @@ static inline __m256i dot_i8(__m256i x, __m256i y)
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-static void dot_q8_0_q8_0_avx2(int64_t n, float *s, const void *w, const void *a)
+/* Q8_0: |x| is taken once per weight block; each token then applies x's signs to its bytes. */
+static KQ_ALWAYS_INLINE void dot_q8_0_n(int nt, int64_t n, float *s, const void *w,
+                                        const void *const *a)
 {
     const struct kq_block_q8_0 *x = w;
-    const struct kq_block_q8_0 *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / QK; b++) {
-        const __m256i p = dot_i8(load256(x[b].qs), load256(y[b].qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16(x[b].d) * f16(y[b].d)),
-                              acc);
+    const struct kq_block_q8_0 *y[MAX_NT];
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[MAX_NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        y[t] = a[t];
+        acc[t] = _mm256_setzero_ps();
     }
-    *s = hsum_ps(acc);
+    for (int64_t b = 0; b < n / QK; b++) {
+        const __m256i xq = load256(x[b].qs), xabs = _mm256_sign_epi8(xq, xq);
+        const float xd = f16(x[b].d);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const __m256i p = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(xabs, _mm256_sign_epi8(load256(y[t][b].qs), xq)), ones);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(xd * f16(y[t][b].d)),
+                                     acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        s[t] = hsum_ps(acc[t]);
+}
+
+static void dot_q8_0_q8_0_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    dot_q8_0_n(1, n, s, w, &a);
+}
+
+static void dot4_q8_0_q8_0_avx2(int64_t n, float *s, const void *w, const void *const a[4])
+{
+    dot_q8_0_n(4, n, s, w, a);
 }
 
 static void dot_q4_0_q8_0_avx2(int64_t n, float *s, const void *w, const void *a)
@@ -393,6 +481,9 @@ void kq_register_avx2(struct kq_format *table)
     table[KQ_Q5_K].dot = dot_q5_K_q8_K_avx2;
     table[KQ_Q6_K].dot = dot_q6_K_q8_K_avx2;
     table[KQ_Q8_0].dot = dot_q8_0_q8_0_avx2;
+    table[KQ_Q4_K].dot4 = dot4_q4_K_q8_K_avx2;
+    table[KQ_Q6_K].dot4 = dot4_q6_K_q8_K_avx2;
+    table[KQ_Q8_0].dot4 = dot4_q8_0_q8_0_avx2;
     table[KQ_Q4_0].dot = dot_q4_0_q8_0_avx2;
     table[KQ_Q5_0].dot = dot_q5_0_q8_0_avx2;
     table[KQ_F16].dot = dot_f16_avx2;
