@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "kernels/kq.h"
+#include "model/chat_template.h"
 #include "model/eb_local.h"
 #include "model/forward.h"
 #include "model/sampler.h"
@@ -21,6 +22,7 @@
 struct run_args {
     const char *model, *prompt;
     int n_predict, threads, n_ctx;
+    bool chat; /* render the prompt as one user turn with the model's chat template */
     struct samp_params samp;
 };
 
@@ -41,7 +43,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: moepool run -m MODEL -p PROMPT [-n N_PREDICT] [-c CTX] [-t THREADS]\n"
                "                   [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
-               "                   [--repeat-penalty R]\n");
+               "                   [--repeat-penalty R] [--chat]\n");
 }
 
 static int parse_args(int argc, char **argv, struct run_args *a)
@@ -52,7 +54,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
         {"ctx-size", required_argument, 0, 'c'}, {"temp", required_argument, 0, 'T'},
         {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},
         {"min-p", required_argument, 0, 'M'}, {"seed", required_argument, 0, 'S'},
-        {"repeat-penalty", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+        {"repeat-penalty", required_argument, 0, 'R'}, {"chat", no_argument, 0, 'C'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
@@ -73,6 +76,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
         case 'M': a->samp.min_p = strtof(optarg, NULL); break;
         case 'S': a->samp.seed = strtoull(optarg, NULL, 10); break;
         case 'R': a->samp.repeat_penalty = strtof(optarg, NULL); break;
+        case 'C': a->chat = true; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -90,10 +94,11 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int tokenize_prompt(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
+static int tokenize_text(struct run_ctx *r, const struct run_args *a, const char *text,
+                         struct mp_error *err)
 {
-    size_t len = strlen(a->prompt);
-    int n = tok_encode(r->vocab, a->prompt, len, tok_add_bos(r->vocab), true, NULL, 0, err);
+    size_t len = strlen(text);
+    int n = tok_encode(r->vocab, text, len, tok_add_bos(r->vocab), true, NULL, 0, err);
     if (n < 0)
         return n;
     if (n == 0)
@@ -104,8 +109,39 @@ static int tokenize_prompt(struct run_ctx *r, const struct run_args *a, struct m
     r->ids = malloc((size_t)n * sizeof(*r->ids));
     if (!r->ids)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
-    r->n_ids = tok_encode(r->vocab, a->prompt, len, tok_add_bos(r->vocab), true, r->ids, n, err);
+    r->n_ids = tok_encode(r->vocab, text, len, tok_add_bos(r->vocab), true, r->ids, n, err);
     return r->n_ids < 0 ? r->n_ids : 0;
+}
+
+/* With --chat, the prompt becomes one user turn in the format the GGUF's chat template names
+ * (LFM2, Qwen3, or ChatML with a warning when the template is not recognised). */
+static int render_prompt(struct run_ctx *r, const struct run_args *a, char **out,
+                         struct mp_error *err)
+{
+    struct gguf_str tmpl = {"", 0};
+    bool fallback = false;
+    *out = NULL;
+    if (!a->chat)
+        return (*out = strdup(a->prompt)) ? 0 : mp_error_set(err, MP_ENOMEM, "out of memory");
+    int rc = gguf_get_str(r->m->gguf, "tokenizer.chat_template", &tmpl, err);
+    if (rc && rc != MP_ENOTFOUND)
+        return rc;
+    enum chat_format f = chat_detect(tmpl.ptr, (size_t)tmpl.len, &fallback);
+    if (fallback)
+        fprintf(stderr, "moepool run: warning: chat template not recognised, using ChatML\n");
+    struct chat_msg msg = {.role = "user", .content = a->prompt};
+    return chat_render(f, &msg, 1, NULL, true, out, err);
+}
+
+static int tokenize_prompt(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
+{
+    char *text;
+    int rc = render_prompt(r, a, &text, err);
+    if (rc)
+        return rc;
+    rc = tokenize_text(r, a, text, err);
+    free(text);
+    return rc;
 }
 
 static int setup(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
