@@ -314,7 +314,8 @@ static void dot_f32_ref(int64_t n, float *s, const void *w, const void *a)
     *s = reduce_lanes(lanes);
 }
 
-static void dot_f16_ref(int64_t n, float *s, const void *w, const void *a)
+/* F16 and BF16 rows differ only in how a half widens to float. */
+static float dot_halves(int64_t n, const void *w, const void *a, float (*widen)(uint16_t))
 {
     const uint8_t *x = w, *y = a;
     float lanes[FLOAT_LANES] = {0};
@@ -322,22 +323,19 @@ static void dot_f16_ref(int64_t n, float *s, const void *w, const void *a)
         uint16_t hx, hy;
         memcpy(&hx, x + 2 * i, 2);
         memcpy(&hy, y + 2 * i, 2);
-        lanes[i % FLOAT_LANES] += kq_f16_to_f32(hx) * kq_f16_to_f32(hy);
+        lanes[i % FLOAT_LANES] += widen(hx) * widen(hy);
     }
-    *s = reduce_lanes(lanes);
+    return reduce_lanes(lanes);
+}
+
+static void dot_f16_ref(int64_t n, float *s, const void *w, const void *a)
+{
+    *s = dot_halves(n, w, a, kq_f16_to_f32);
 }
 
 static void dot_bf16_ref(int64_t n, float *s, const void *w, const void *a)
 {
-    const uint8_t *x = w, *y = a;
-    float lanes[FLOAT_LANES] = {0};
-    for (int64_t i = 0; i < n; i++) {
-        uint16_t hx, hy;
-        memcpy(&hx, x + 2 * i, 2);
-        memcpy(&hy, y + 2 * i, 2);
-        lanes[i % FLOAT_LANES] += kq_bf16_to_f32(hx) * kq_bf16_to_f32(hy);
-    }
-    *s = reduce_lanes(lanes);
+    *s = dot_halves(n, w, a, kq_bf16_to_f32);
 }
 
 /* ggml_vec_dot_q4_0_q8_0_generic: sumf += sumi·d_w·d_a, left to right */
