@@ -85,24 +85,25 @@ static void f32_to_f32(const void *blocks, float *y, int64_t n)
     memcpy(y, blocks, (size_t)n * sizeof(float));
 }
 
-static void f16_to_f32_row(const void *blocks, float *y, int64_t n)
+/* F16 and BF16 rows differ only in how a half widens to float. */
+static void halves_to_f32(const void *blocks, float *y, int64_t n, float (*widen)(uint16_t))
 {
     const uint8_t *p = blocks;
     for (int64_t i = 0; i < n; i++) {
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
-        y[i] = kq_f16_to_f32(h);
+        y[i] = widen(h);
     }
+}
+
+static void f16_to_f32_row(const void *blocks, float *y, int64_t n)
+{
+    halves_to_f32(blocks, y, n, kq_f16_to_f32);
 }
 
 static void bf16_to_f32_row(const void *blocks, float *y, int64_t n)
 {
-    const uint8_t *p = blocks;
-    for (int64_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        y[i] = kq_bf16_to_f32(h);
-    }
+    halves_to_f32(blocks, y, n, kq_bf16_to_f32);
 }
 
 static void q4_0_to_f32(const void *blocks, float *y, int64_t n)
