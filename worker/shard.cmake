@@ -35,3 +35,7 @@ add_executable(fingerprint_test ${CMAKE_SOURCE_DIR}/model/fingerprint_test.c)
 target_link_libraries(fingerprint_test PRIVATE mp_model)
 file(GLOB MP_SHARED_GGUFS ${MP_SHARED_MODELS}/*.gguf)
 add_test(NAME fingerprint_test COMMAND fingerprint_test ${MP_SHARED_GGUFS})
+
+# Load speed (not a test): build/worker/shard_bench MODEL.gguf [--buffered] [--evict] ...
+add_executable(shard_bench shard_bench.c)
+target_link_libraries(shard_bench PRIVATE mp_shard)

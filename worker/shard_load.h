@@ -2,7 +2,7 @@
  *
  * Low level (shard_read_ranges): a list of byte ranges of a file read into destinations with
  * liburing, many reads in flight (queue depth ~32, chunks of a few MiB), with O_DIRECT through
- * aligned staging buffers where the filesystem allows it (falling back to buffered reads when the
+ * straight into place (or through aligned staging buffers) where the filesystem allows it (falling back to buffered reads when the
  * open or the first read says EINVAL), short reads resumed, progress reported.
  *
  * High level (shard_load): given the experts a worker holds, splits them among NUMA nodes in
@@ -39,11 +39,17 @@ struct shard_read_stats {
     bool direct;      /* O_DIRECT was used */
 };
 
-/* One read: len bytes at file offset into dst. */
+/* One read: len bytes at file offset into dst.
+ *
+ * own_blocks: the 4 KiB-aligned blocks of memory around [dst, dst + len) belong to this read
+ * alone and may be overwritten (with the neighbouring file bytes). When dst is also congruent to
+ * offset modulo 4 KiB, O_DIRECT reads land in place with no staging copy; shard_load lays out its
+ * memory so that every read qualifies. */
 struct shard_read {
     uint64_t offset;
     uint64_t len;
     void *dst;
+    bool own_blocks;
 };
 
 /* Reads every request of path; all or nothing (MP_EIO naming the file and offset). opts and

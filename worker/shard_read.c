@@ -1,9 +1,11 @@
 /* worker/shard_read.c: shard_read_ranges (see shard_load.h).
  *
  * Requests are cut into chunks; up to queue_depth chunks are in flight in one io_uring. Each ring
- * slot owns a chunk: with O_DIRECT it reads the chunk's enclosing aligned span into the slot's
- * aligned staging buffer and copies the wanted bytes out (a shard's slices start anywhere in the
- * file and land anywhere in memory); buffered, it reads straight into the destination. A short
+ * slot owns a chunk: with O_DIRECT it reads the chunk's enclosing aligned span either straight
+ * into the destination (when the destination has the file offset's alignment and owns the blocks
+ * around it: the DMA lands in place, no copy) or into the slot's aligned staging buffer, copying
+ * the wanted bytes out; buffered, it reads straight into the destination. O_DIRECT chunks end on
+ * aligned file offsets, so the spans of one request's chunks never share a block. A short
  * read resumes where it stopped; a read of 0 bytes before the chunk is covered means the file is
  * shorter than the model says. If O_DIRECT is refused (open or first read: EINVAL), everything is
  * read again buffered. io_uring rather than a thread pool of preads: one thread keeps 32 reads
@@ -68,10 +70,12 @@ static bool take_chunk(struct pass *p, struct slot *s)
     if (p->next_req >= p->n)
         return false;
     const struct shard_read *r = &p->reqs[p->next_req];
+    uint64_t off = r->offset + p->next_off;
     uint64_t len = r->len - p->next_off;
     if (len > p->chunk)
         len = p->chunk;
-    uint64_t off = r->offset + p->next_off;
+    if (p->direct && align_down(off + len) > off && off + len < r->offset + r->len)
+        len = align_down(off + len) - off; /* end on a block boundary: spans never overlap */
     s->dst = (uint8_t *)r->dst + p->next_off;
     s->len = len;
     s->got = 0;
@@ -79,7 +83,8 @@ static bool take_chunk(struct pass *p, struct slot *s)
         s->file_start = align_down(off);
         s->span = align_up(off + len) - s->file_start;
         s->skip = off - s->file_start;
-        s->buf = s->stage;
+        const bool in_place = r->own_blocks && (uintptr_t)s->dst % DIRECT_ALIGN == s->skip;
+        s->buf = in_place ? s->dst - s->skip : s->stage;
     } else {
         s->file_start = off;
         s->span = len;
@@ -125,7 +130,7 @@ static int complete(struct pass *p, struct slot *s, int res, bool *requeue, stru
         return 0;
     }
     p->any_completed = true;
-    if (s->buf != s->dst)
+    if (s->buf == s->stage)
         memcpy(s->dst, s->buf + s->skip, s->len);
     p->done += s->len;
     s->busy = false;
@@ -234,6 +239,8 @@ int shard_read_ranges(const char *path, const struct shard_read *reqs, size_t n,
     if (depth > 1024 || chunk > (1u << 30))
         return mp_error_set(err, MP_EINVAL, "read queue depth %d or chunk %zu too large", depth,
                             chunk);
+    if (chunk < DIRECT_ALIGN) /* every chunk then contains a block boundary to end on */
+        chunk = DIRECT_ALIGN;
     struct pass p = {.path = path, .direct = !(opts && opts->buffered), .reqs = reqs, .n = n,
                      .chunk = chunk, .opts = opts};
     for (size_t i = 0; i < n; i++)
