@@ -33,7 +33,8 @@ static void check_synthetic(const char *desc, int nodes, int cores_per_node, int
     CHECK(sum == 7, "%s: split sums to %lld", desc, (long long)sum);
     numa_split(t, 64, counts);
     for (int i = 0; i < nodes; i++)
-        CHECK(counts[i] == 64 / nodes, "%s: node %d gets %lld of 64", desc, i, (long long)counts[i]);
+        CHECK(counts[i] == 64 / nodes, "%s: node %d gets %lld of 64", desc, i,
+              (long long)counts[i]);
     /* Binding is skipped on a synthetic topology, allocation still works. */
     void *p = numa_alloc(t, nodes - 1, 1 << 20, &err);
     CHECK(p != NULL, "%s: alloc: %s", desc, err.msg);

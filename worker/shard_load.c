@@ -58,8 +58,10 @@ static int check_refs(const struct model *m, const struct expert_ref *x, size_t 
     for (size_t i = 0; i < n; i++) {
         if (x[i].il < 0 || x[i].il >= m->hp.n_layer || !m->hp.is_moe[x[i].il] || x[i].expert < 0 ||
             x[i].expert >= m->hp.n_expert)
-            return mp_error_set(err, MP_EINVAL, "shard names block %d expert %d, which the model "
-                                "does not have", (int)x[i].il, (int)x[i].expert);
+            return mp_error_set(err, MP_EINVAL,
+                                "shard names block %d expert %d, which the model "
+                                "does not have",
+                                (int)x[i].il, (int)x[i].expert);
         int8_t *at = &node_of[x[i].il * m->hp.n_expert + x[i].expert];
         if (*at != -1)
             return mp_error_set(err, MP_EINVAL, "shard names block %d expert %d twice",
@@ -118,8 +120,10 @@ static int alloc_nodes(struct shard *s, const struct model *m, const struct expe
         nd->mem = s->numa ? numa_alloc(s->numa, k, nd->bytes, err) : alloc_plain(nd->bytes);
         if (!nd->mem)
             return err && err->code ? err->code
-                                    : mp_error_set(err, MP_ENOMEM, "out of memory for the shard "
-                                                   "(%zu bytes)", nd->bytes);
+                                    : mp_error_set(err, MP_ENOMEM,
+                                                   "out of memory for the shard "
+                                                   "(%zu bytes)",
+                                                   nd->bytes);
         madvise(nd->mem, nd->bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
     }
     return 0;
@@ -140,8 +144,8 @@ static int place(struct shard *s, const struct model *m, const struct expert_ref
         uint8_t *dst[3];
         for (int j = 0; j < 3; j++) {
             dst[j] = (uint8_t *)s->nodes[k].mem + place_matrix(used[k], r[j], &used[k]);
-            reads[3 * i + j] = (struct shard_read){.offset = r[j].offset, .len = r[j].len,
-                                                    .dst = dst[j], .own_blocks = true};
+            reads[3 * i + j] = (struct shard_read){
+                .offset = r[j].offset, .len = r[j].len, .dst = dst[j], .own_blocks = true};
         }
         const struct expert_weights w = {.gate = dst[0], .up = dst[1], .down = dst[2]};
         const size_t idx = (size_t)x[i].il * (size_t)m->hp.n_expert + (size_t)x[i].expert;

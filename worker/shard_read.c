@@ -117,8 +117,10 @@ static int complete(struct pass *p, struct slot *s, int res, bool *requeue, stru
     /* O_DIRECT reads end short of a block only at the end of the file. */
     const bool at_eof = res == 0 || (p->direct && (unsigned)res % DIRECT_ALIGN != 0);
     if (at_eof && s->got + (uint64_t)res < need)
-        return mp_error_set(err, MP_EIO, "%s: file ends at offset %llu, before the %llu bytes "
-                            "wanted at %llu", p->path, (unsigned long long)(s->file_start + s->got + (uint64_t)res),
+        return mp_error_set(err, MP_EIO,
+                            "%s: file ends at offset %llu, before the %llu bytes "
+                            "wanted at %llu",
+                            p->path, (unsigned long long)(s->file_start + s->got + (uint64_t)res),
                             (unsigned long long)s->len,
                             (unsigned long long)(s->file_start + s->skip));
     s->got += (uint64_t)res;
@@ -218,8 +220,13 @@ static int run_passes(struct pass *p, struct slot *slots, int depth, struct mp_e
     if (rc != DIRECT_REFUSED)
         return rc;
     mp_info("%s: O_DIRECT refused by the filesystem, reading through the page cache", p->path);
-    *p = (struct pass){.path = p->path, .direct = false, .reqs = p->reqs, .n = p->n,
-                       .total = p->total, .chunk = p->chunk, .opts = p->opts};
+    *p = (struct pass){.path = p->path,
+                       .direct = false,
+                       .reqs = p->reqs,
+                       .n = p->n,
+                       .total = p->total,
+                       .chunk = p->chunk,
+                       .opts = p->opts};
     for (int i = 0; i < depth; i++)
         slots[i].busy = false;
     rc = open_file(p->path, false, &p->fd, err);
@@ -241,8 +248,12 @@ int shard_read_ranges(const char *path, const struct shard_read *reqs, size_t n,
                             chunk);
     if (chunk < DIRECT_ALIGN) /* every chunk then contains a block boundary to end on */
         chunk = DIRECT_ALIGN;
-    struct pass p = {.path = path, .direct = !(opts && opts->buffered), .reqs = reqs, .n = n,
-                     .chunk = chunk, .opts = opts};
+    struct pass p = {.path = path,
+                     .direct = !(opts && opts->buffered),
+                     .reqs = reqs,
+                     .n = n,
+                     .chunk = chunk,
+                     .opts = opts};
     for (size_t i = 0; i < n; i++)
         p.total += reqs[i].len;
     struct slot *slots = calloc((size_t)depth, sizeof(*slots));
@@ -256,7 +267,8 @@ int shard_read_ranges(const char *path, const struct shard_read *reqs, size_t n,
         rc = run_passes(&p, slots, depth, err);
     double dt = now_s() - t0;
     if (rc == 0 && stats)
-        *stats = (struct shard_read_stats){.bytes = p.total, .seconds = dt,
+        *stats = (struct shard_read_stats){.bytes = p.total,
+                                           .seconds = dt,
                                            .gb_per_s = dt > 0 ? (double)p.total / dt / 1e9 : 0,
                                            .direct = p.direct};
     for (int i = 0; slots && i < depth; i++)

@@ -113,6 +113,51 @@ static void check_full_shard(void)
     }
 }
 
+/* Reads arbitrary ranges (unaligned offsets and destinations, lengths from 1 byte up, one at the
+ * very end of the file) with staging buffers and, for ranges placed at their file alignment in
+ * blocks of their own, in place; every mode must give the mapping's bytes. */
+static void check_read_ranges(void)
+{
+    struct mp_error err = {0};
+    const uint64_t size = m->gguf->size;
+    enum { N = 7 };
+    const uint64_t offs[N] = {0, 1, 4095, 4096, size / 3 + 17, size / 2, size - 9};
+    const uint64_t lens[N] = {1, 4096, 2, 100000, 12345, 8192, 9};
+    struct shard_read reqs[N];
+    uint8_t *bufs[N];
+    for (int mode = 0; mode < 3; mode++) { /* staging, in place, buffered */
+        for (int i = 0; i < N; i++) {
+            uint64_t len = lens[i] < size - offs[i] ? lens[i] : size - offs[i];
+            size_t room = (size_t)len + 3 * 4096;
+            bufs[i] = aligned_alloc(4096, room);
+            /* In place: the destination sits at the offset's position in its own blocks. */
+            uint8_t *dst = mode == 1 ? bufs[i] + offs[i] % 4096 : bufs[i] + 1 + (size_t)i;
+            reqs[i] = (struct shard_read){
+                .offset = offs[i], .len = len, .dst = dst, .own_blocks = mode == 1};
+        }
+        struct shard_read_opts o = {
+            .buffered = mode == 2, .chunk_bytes = 4096 + 512, .queue_depth = 4};
+        struct shard_read_stats st;
+        CHECK(shard_read_ranges(model_path, reqs, N, &o, &st, &err) == 0, "mode %d: %s", mode,
+              err.msg);
+        for (int i = 0; i < N; i++) {
+            CHECK(memcmp(reqs[i].dst, m->gguf->base + offs[i], reqs[i].len) == 0,
+                  "mode %d: range %d (%llu+%llu) differs", mode, i, (unsigned long long)offs[i],
+                  (unsigned long long)reqs[i].len);
+            free(bufs[i]);
+        }
+    }
+    /* Past the end of the file: a clear error, in both modes. */
+    uint8_t byte;
+    struct shard_read past = {.offset = size, .len = 1, .dst = &byte};
+    for (int buffered = 0; buffered < 2; buffered++) {
+        struct shard_read_opts o = {.buffered = buffered};
+        CHECK(shard_read_ranges(model_path, &past, 1, &o, NULL, &err) == MP_EIO &&
+                  strstr(err.msg, "file ends"),
+              "read past the end: %s", err.msg);
+    }
+}
+
 static float *backend_logits(const struct shard *s, int n_threads)
 {
     struct expert_backend eb;
@@ -201,11 +246,17 @@ static void check_partial(void)
         free(l);
         /* Directly: the error names the expert; the backend stays usable. */
         float x[4096] = {0}, w[8] = {1}, out[4096];
-        int32_t ids[8] = {1, EB_SLOT_SKIP, EB_SLOT_SKIP, EB_SLOT_SKIP, EB_SLOT_SKIP,
-                          EB_SLOT_SKIP, EB_SLOT_SKIP, EB_SLOT_SKIP};
+        int32_t ids[8];
+        for (int i = 0; i < 8; i++)
+            ids[i] = i == 0 ? 1 : EB_SLOT_SKIP;
         if (m->hp.n_embd <= 4096 && m->hp.n_expert_used <= 8) {
-            struct eb_job job = {.layer = refs[0].il, .n_tokens = 1, .k = (int)m->hp.n_expert_used,
-                                 .n_embd = m->hp.n_embd, .x = x, .ids = ids, .weights = w};
+            struct eb_job job = {.layer = refs[0].il,
+                                 .n_tokens = 1,
+                                 .k = (int)m->hp.n_expert_used,
+                                 .n_embd = m->hp.n_embd,
+                                 .x = x,
+                                 .ids = ids,
+                                 .weights = w};
             CHECK(eb_run(&eb, &job, out, &err) == MP_ENOTFOUND && strstr(err.msg, "not held"),
                   "unheld expert: %s", err.msg);
             ids[0] = 0; /* held: works, all other slots skipped */
@@ -215,6 +266,14 @@ static void check_partial(void)
             CHECK(eb_run(&eb, &job, out, &err) == 0 && out[0] == 0, "all skipped");
         }
         eb_free(&eb);
+    }
+    if (shard_backend_new(m, s, 2, TEST_N_TOK, &eb, &err) == 0) {
+        float *l = test_logits(m, tp, &eb);
+        CHECK(l == NULL, "the shard backend ran experts it does not hold");
+        free(l);
+        eb_free(&eb);
+    } else {
+        CHECK(0, "shard_backend_new(partial): %s", err.msg);
     }
     shard_free(s);
 }
@@ -228,7 +287,8 @@ static void check_bad_input(void)
         il++;
     struct expert_ref dup[2] = {{il, 0}, {il, 0}};
     CHECK(shard_load(model_path, m, dup, 2, NULL, NULL, &s, &err) == MP_EINVAL && !s &&
-              strstr(err.msg, "twice"), "duplicate: %s", err.msg);
+              strstr(err.msg, "twice"),
+          "duplicate: %s", err.msg);
     struct expert_ref bad[1] = {{il, (int32_t)m->hp.n_expert}};
     CHECK(shard_load(model_path, m, bad, 1, NULL, NULL, &s, &err) == MP_EINVAL && !s,
           "expert out of range: %s", err.msg);
@@ -251,7 +311,8 @@ static void check_bad_input(void)
     for (int buffered = 0; buffered < 2; buffered++) {
         struct shard_read_opts o = {.buffered = buffered};
         CHECK(shard_load(path, m, tail, 1, NULL, &o, &s, &err) == MP_EIO && !s &&
-                  strstr(err.msg, "file ends"), "truncated (buffered %d): %s", buffered, err.msg);
+                  strstr(err.msg, "file ends"),
+              "truncated (buffered %d): %s", buffered, err.msg);
     }
     unlink(path);
 }
@@ -276,6 +337,7 @@ int main(int argc, char **argv)
     CHECK(reference != NULL, "in-process logits");
     if (reference) {
         check_full_shard();
+        check_read_ranges();
         check_backend_this_machine();
         check_backend_two_nodes();
         check_partial();
