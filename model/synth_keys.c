@@ -217,6 +217,9 @@ static void write_tokenizer_keys(struct kvw *k, const struct synth_params *p,
                                  const struct synth_vocab *v)
 {
     bool lfm2 = p->arch == SYNTH_LFM2MOE;
+    if (p->no_tokenizer)
+        return;
+    const char *tmpl = p->chat_template ? p->chat_template : lfm2 ? tmpl_lfm2 : tmpl_qwen3;
     /* lfm2: <|startoftext|> 1 / <|im_end|> 7 / <|pad|> 0; qwen3: <|endoftext|> / <|im_end|> */
     uint32_t bos = lfm2 ? 1 : (uint32_t)(p->n_vocab - N_QWEN3_SPECIAL);
     uint32_t eos = lfm2 ? 7 : bos + 2, pad = lfm2 ? 0 : bos;
@@ -246,8 +249,8 @@ static void write_tokenizer_keys(struct kvw *k, const struct synth_params *p,
         rc = gguf_w_add_bool(w, "tokenizer.ggml.add_bos_token", lfm2, err);
     if (!rc)
         rc = gguf_w_add_bool(w, "tokenizer.ggml.add_eos_token", false, err);
-    if (!rc)
-        rc = gguf_w_add_str(w, "tokenizer.chat_template", lfm2 ? tmpl_lfm2 : tmpl_qwen3, err);
+    if (!rc && *tmpl)
+        rc = gguf_w_add_str(w, "tokenizer.chat_template", tmpl, err);
     k->rc = rc;
 }
 
