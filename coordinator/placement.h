@@ -100,4 +100,17 @@ void place_worker_bytes(const struct placement *p, const struct model *m, uint64
 void place_expected_load(const struct placement *p, const struct routing_stats *stats,
                          double *share);
 
+/* Expected activations of one layer per worker, load[n_workers] (same rules as above). */
+void place_layer_load(const struct placement *p, const struct routing_stats *stats, int layer,
+                      double *load);
+
+/* How unevenly work is spread: per layer, the busiest worker's expected activations over the
+ * mean per worker, averaged over layers. 1 is perfect; the slowest worker sets each layer's pace,
+ * so this is about how much longer a layer takes than with perfect balance (equal workers). */
+double place_imbalance(const struct placement *p, const struct routing_stats *stats);
+
+/* stats describe the same architecture and shape as p (needed before the two calls above). */
+int place_check_stats(const struct placement *p, const struct routing_stats *stats,
+                      struct mp_error *err);
+
 #endif

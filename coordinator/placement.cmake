@@ -1,0 +1,20 @@
+# coordinator/placement.cmake: expert placement (which workers hold which experts), the planners
+# and `moepool placement`, routing statistics and the expert backend that records them.
+# cJSON (libcjson-dev) reads the placement and statistics files: small, strict, in Debian.
+find_package(PkgConfig REQUIRED)
+if(NOT TARGET PkgConfig::CJSON)
+  pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
+endif()
+
+add_library(mp_placement STATIC
+  placement.c placement_json.c placement_plan.c routing_stats.c eb_stats.c cmd_placement.c)
+target_link_libraries(mp_placement PUBLIC mp_model PkgConfig::CJSON Threads::Threads)
+set_property(GLOBAL APPEND PROPERTY MOEPOOL_LIBS mp_placement)
+
+add_executable(placement_test ${CMAKE_SOURCE_DIR}/tests/placement/placement_test.c)
+target_link_libraries(placement_test PRIVATE mp_placement)
+set(PLACEMENT_TEST_DIR ${CMAKE_BINARY_DIR}/tests/placement)
+file(MAKE_DIRECTORY ${PLACEMENT_TEST_DIR})
+add_test(NAME placement_unit
+  COMMAND placement_test
+          ${CMAKE_SOURCE_DIR}/../shared/conformance/models ${PLACEMENT_TEST_DIR})
