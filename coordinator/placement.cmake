@@ -11,10 +11,10 @@ add_library(mp_placement STATIC
 target_link_libraries(mp_placement PUBLIC mp_model PkgConfig::CJSON Threads::Threads)
 set_property(GLOBAL APPEND PROPERTY MOEPOOL_LIBS mp_placement)
 
-add_executable(placement_test ${CMAKE_SOURCE_DIR}/tests/placement/placement_test.c)
-target_link_libraries(placement_test PRIVATE mp_placement)
+# Tests: tests/placement/ (unit test on the conformance models, CLI and dump-routing checks).
+set(PLACEMENT_SHARED ${CMAKE_SOURCE_DIR}/../shared/conformance/models)
 set(PLACEMENT_TEST_DIR ${CMAKE_BINARY_DIR}/tests/placement)
 file(MAKE_DIRECTORY ${PLACEMENT_TEST_DIR})
-add_test(NAME placement_unit
-  COMMAND placement_test
-          ${CMAKE_SOURCE_DIR}/../shared/conformance/models ${PLACEMENT_TEST_DIR})
+add_executable(placement_test ${CMAKE_SOURCE_DIR}/tests/placement/placement_test.c)
+target_link_libraries(placement_test PRIVATE mp_placement)
+add_test(NAME placement_unit COMMAND placement_test ${PLACEMENT_SHARED} ${PLACEMENT_TEST_DIR})

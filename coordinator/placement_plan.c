@@ -99,8 +99,12 @@ static int parse_count(const char *spec, struct place_worker *workers, int *n)
 int plan_parse_workers(const char *spec, struct place_worker *workers, int *n_workers,
                        struct mp_error *err)
 {
-    if (isdigit((unsigned char)spec[0]) && !parse_count(spec, workers, n_workers))
+    if (spec[0] && strspn(spec, "0123456789") == strlen(spec)) {
+        if (parse_count(spec, workers, n_workers))
+            return mp_error_set(err, MP_ERANGE, "--workers %s: 1 to %d workers", spec,
+                                PLACE_MAX_WORKERS);
         return 0;
+    }
     char *copy = strdup(spec), *save = NULL, *item;
     if (!copy)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
@@ -143,24 +147,32 @@ static void give(struct planner *pl, int l, int e, int w)
     pl->used[w] += pl->ebytes[l];
 }
 
-static double gib(uint64_t bytes)
+/* "1.5 GiB", "12.0 MiB": sizes in errors, readable for tiny test models and real ones. */
+static const char *fmt_bytes(uint64_t bytes, char *buf, size_t n)
 {
-    return (double)bytes / (1024.0 * 1024 * 1024);
+    double mib = (double)bytes / (1024.0 * 1024);
+    if (mib >= 1024)
+        snprintf(buf, n, "%.2f GiB", mib / 1024);
+    else
+        snprintf(buf, n, "%.1f MiB", mib);
+    return buf;
 }
 
 static int no_room(const struct planner *pl, int l, int e, struct mp_error *err)
 {
+    char b[32];
     return mp_error_set(err, MP_ERANGE,
-                        "%s: layer %d expert %d (%.1f MiB) fits on no worker: the experts do not "
-                        "fit in the workers' memory",
+                        "%s: layer %d expert %d (%s) fits on no worker: the experts do not fit "
+                        "in the workers' memory",
                         plan_policy_name(pl->req->policy), l, e,
-                        (double)pl->ebytes[l] / (1024.0 * 1024));
+                        fmt_bytes(pl->ebytes[l], b, sizeof(b)));
 }
 
 /* The model's expert bytes (times replicas) against the workers' memory when all is known. */
 static int check_fits(const struct planner *pl, struct mp_error *err)
 {
     uint64_t need = 0, have = 0;
+    char b0[32], b1[32];
     for (int l = 0; l < pl->p->n_moe_layers; l++)
         need += pl->ebytes[l] * (uint64_t)pl->p->n_expert * (uint64_t)pl->req->replicate;
     for (int w = 0; w < pl->req->n_workers; w++) {
@@ -170,10 +182,10 @@ static int check_fits(const struct planner *pl, struct mp_error *err)
     }
     if (need > have)
         return mp_error_set(err, MP_ERANGE,
-                            "the model's experts need %.2f GiB (x%d replicas), the workers have "
-                            "%.2f GiB together",
-                            gib(need / (uint64_t)pl->req->replicate), pl->req->replicate,
-                            gib(have));
+                            "the experts do not fit: they need %s (x%d replicas), the workers "
+                            "have %s together",
+                            fmt_bytes(need / (uint64_t)pl->req->replicate, b0, sizeof(b0)),
+                            pl->req->replicate, fmt_bytes(have, b1, sizeof(b1)));
     return 0;
 }
 
@@ -236,6 +248,7 @@ static void capacity_shares(struct planner *pl, uint64_t total)
 static int plan_fixed(struct planner *pl, struct mp_error *err)
 {
     const int n_w = pl->req->n_workers, n_e = pl->p->n_expert;
+    char b[32];
     for (int l = 0; l < pl->p->n_moe_layers; l++)
         for (int e = 0; e < n_e; e++) {
             int primary = pl->req->policy == PLAN_STRIPED
@@ -245,11 +258,11 @@ static int plan_fixed(struct planner *pl, struct mp_error *err)
                 int w = (primary + r) % n_w;
                 if (!has_room(pl, w, l))
                     return mp_error_set(err, MP_ERANGE,
-                                        "%s: worker %s cannot hold its share (%.2f GiB so far, "
-                                        "memory %.2f GiB); try --policy capacity",
+                                        "%s: worker %s cannot hold its share (memory %s); try "
+                                        "--policy capacity",
                                         plan_policy_name(pl->req->policy),
-                                        pl->req->workers[w].name, gib(pl->used[w]),
-                                        gib(pl->req->workers[w].mem_bytes));
+                                        pl->req->workers[w].name,
+                                        fmt_bytes(pl->req->workers[w].mem_bytes, b, sizeof(b)));
                 give(pl, l, e, w);
             }
         }
