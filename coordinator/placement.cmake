@@ -18,3 +18,8 @@ file(MAKE_DIRECTORY ${PLACEMENT_TEST_DIR})
 add_executable(placement_test ${CMAKE_SOURCE_DIR}/tests/placement/placement_test.c)
 target_link_libraries(placement_test PRIVATE mp_placement)
 add_test(NAME placement_unit COMMAND placement_test ${PLACEMENT_SHARED} ${PLACEMENT_TEST_DIR})
+foreach(mode record cli)
+  add_test(NAME placement_${mode}
+    COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/placement/cli_test.py
+            $<TARGET_FILE:moepool> ${PLACEMENT_SHARED} ${PLACEMENT_TEST_DIR} ${mode})
+endforeach()
