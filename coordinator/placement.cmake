@@ -23,3 +23,12 @@ foreach(mode record cli)
     COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/placement/cli_test.py
             $<TARGET_FILE:moepool> ${PLACEMENT_SHARED} ${PLACEMENT_TEST_DIR} ${mode})
 endforeach()
+
+# deploy/netns.sh: emulated hosts in network namespaces (root only; skips with 77 otherwise).
+# The tag comes from the build tree, so a release and an ASan tree can run it at the same time.
+string(MD5 netns_hash ${CMAKE_BINARY_DIR})
+string(SUBSTRING ${netns_hash} 0 8 netns_tag)
+add_test(NAME netns
+  COMMAND sh ${CMAKE_SOURCE_DIR}/tests/netns/netns_test.sh ${CMAKE_SOURCE_DIR}/deploy/netns.sh
+          $<TARGET_FILE:moepool> ${PLACEMENT_SHARED}/lfm2moe-tiny-q8_0.gguf t${netns_tag})
+set_tests_properties(netns PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
