@@ -20,7 +20,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: moepool placement plan -m MODEL --policy contiguous|striped|capacity|balanced\n"
-            "                              --workers SPEC [--stats FILE] [--replicate N] -o FILE\n"
+            "                              --workers SPEC [--stats FILE] [--replicate N] [--no-pairs]\n"
+            "                              -o FILE\n"
             "       moepool placement show FILE [-m MODEL] [--stats FILE]\n"
             "       moepool placement record -m MODEL (-f TEXTFILE | --tokens \"ID ...\") -o FILE\n"
             "                              [--ctx N] [-t THREADS]\n"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 struct place_args {
     const char *model, *policy, *workers, *stats, *out, *text, *tokens;
     int replicate, ctx, threads;
+    bool no_pairs;
 };
 
 static int parse_args(int argc, char **argv, struct place_args *a)
@@ -40,7 +42,8 @@ static int parse_args(int argc, char **argv, struct place_args *a)
         {"replicate", required_argument, 0, 'R'}, {"output", required_argument, 0, 'o'},
         {"file", required_argument, 0, 'f'},    {"tokens", required_argument, 0, 'T'},
         {"ctx", required_argument, 0, 'c'},     {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"no-pairs", no_argument, 0, 'N'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     *a = (struct place_args){.replicate = 1, .ctx = 512,
                              .threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
@@ -58,6 +61,7 @@ static int parse_args(int argc, char **argv, struct place_args *a)
         case 'T': a->tokens = optarg; break;
         case 'c': a->ctx = atoi(optarg); break;
         case 't': a->threads = atoi(optarg); break;
+        case 'N': a->no_pairs = true; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -76,7 +80,7 @@ static int fail(const char *what, const struct mp_error *err, int rc)
 static int cmd_plan(const struct place_args *a)
 {
     struct mp_error err = {0};
-    struct plan_request req = {.replicate = a->replicate};
+    struct plan_request req = {.replicate = a->replicate, .no_pairs = a->no_pairs};
     struct model *m = NULL;
     struct routing_stats *stats = NULL;
     struct placement *p = NULL;
@@ -137,6 +141,8 @@ static void print_table(const struct placement *p, const struct model *m,
     if (s)
         printf(", %.3f with statistics", place_imbalance(p, s));
     printf("\n");
+    if (s)
+        printf("co-activated expert pairs on one worker: %.1f%%\n", 100 * place_colocated(p, s));
     free(ids);
 }
 

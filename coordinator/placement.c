@@ -244,6 +244,19 @@ double place_imbalance(const struct placement *p, const struct routing_stats *st
     return sum / p->n_moe_layers;
 }
 
+double place_colocated(const struct placement *p, const struct routing_stats *stats)
+{
+    double together = 0, all = 0;
+    for (int l = 0; l < p->n_moe_layers; l++)
+        for (int a = 0; a < p->n_expert; a++)
+            for (int b = a + 1; b < p->n_expert; b++) {
+                double c = (double)rstats_pair(stats, l, a, b);
+                all += c;
+                together += place_holders(p, l, a) & place_holders(p, l, b) ? c : 0;
+            }
+    return all > 0 ? together / all : 0;
+}
+
 /* ---- saving ---- */
 
 static void write_holders(FILE *f, const struct placement *p, uint64_t set)

@@ -109,6 +109,10 @@ void place_layer_load(const struct placement *p, const struct routing_stats *sta
  * so this is about how much longer a layer takes than with perfect balance (equal workers). */
 double place_imbalance(const struct placement *p, const struct routing_stats *stats);
 
+/* Share of recorded co-activations (expert pairs chosen by one token) whose two experts share a
+ * worker: tokens whose experts are together need fewer messages. */
+double place_colocated(const struct placement *p, const struct routing_stats *stats);
+
 /* stats describe the same architecture and shape as p (needed before the two calls above). */
 int place_check_stats(const struct placement *p, const struct routing_stats *stats,
                       struct mp_error *err);

@@ -325,6 +325,65 @@ static int pick_balanced(const struct planner *pl, int l, int e, double a, const
     return best;
 }
 
+/* Co-activations of expert x with the experts of worker w (other than x itself). */
+static double affinity(const struct planner *pl, int l, int x, int w)
+{
+    double sum = 0;
+    for (int c = 0; c < pl->p->n_expert; c++)
+        if (c != x && place_holds(pl->p, l, c, w))
+            sum += (double)rstats_pair(pl->req->stats, l, x, c);
+    return sum;
+}
+
+static int owner(const struct planner *pl, int l, int e)
+{
+    return __builtin_ctzll(place_holders(pl->p, l, e));
+}
+
+/* Swaps experts a and b (on different workers) when more tokens then find their experts on one
+ * worker, and the busier of the two workers stays within the layer's limit. Returns 1 if done. */
+static int try_swap(struct planner *pl, int l, int a, int b, double *load, double limit)
+{
+    const struct routing_stats *s = pl->req->stats;
+    int wa = owner(pl, l, a), wb = owner(pl, l, b);
+    if (wa == wb)
+        return 0;
+    double ca = (double)rstats_count(s, l, a), cb = (double)rstats_count(s, l, b);
+    double new_a = load[wa] - ca + cb, new_b = load[wb] - cb + ca;
+    if ((new_a > limit && new_a > load[wa]) || (new_b > limit && new_b > load[wb]))
+        return 0;
+    double gain = affinity(pl, l, a, wb) + affinity(pl, l, b, wa) - affinity(pl, l, a, wa) -
+                  affinity(pl, l, b, wb) - 2 * (double)rstats_pair(s, l, a, b);
+    if (gain <= 0)
+        return 0;
+    pl->p->holders[(int64_t)l * pl->p->n_expert + a] = 1ull << wb;
+    pl->p->holders[(int64_t)l * pl->p->n_expert + b] = 1ull << wa;
+    load[wa] = new_a;
+    load[wb] = new_b;
+    return 1;
+}
+
+/* Co-activation pass (single copies only): a worker receives one copy of a token's hidden state
+ * however many of its experts the token uses, so experts often chosen together save traffic
+ * when they share a worker. Pairwise swaps keep expert counts (memory) and may let the busiest
+ * worker's load grow by at most 1% of the layer's mean: a layer's time is set by its busiest
+ * worker, so balance stays first and locality takes only what is nearly free. */
+static void keep_pairs_together(struct planner *pl, int l, double *load)
+{
+    double max = 0, total = 0;
+    for (int w = 0; w < pl->req->n_workers; w++) {
+        max = load[w] > max ? load[w] : max;
+        total += load[w];
+    }
+    const double limit = max + 0.01 * total / pl->req->n_workers;
+    for (int pass = 0, swapped = 1; swapped && pass < 8; pass++) {
+        swapped = 0;
+        for (int a = 0; a < pl->p->n_expert; a++)
+            for (int b = a + 1; b < pl->p->n_expert; b++)
+                swapped += try_swap(pl, l, a, b, load, limit);
+    }
+}
+
 /* balanced, one layer: largest-first greedy (LPT) onto the least-loaded worker. */
 static int plan_balanced_layer(struct planner *pl, int l, struct ranked *rank, struct mp_error *err)
 {
@@ -352,6 +411,8 @@ static int plan_balanced_layer(struct planner *pl, int l, struct ranked *rank, s
             count[w]++;
             give(pl, l, rank[i].e, w);
         }
+    if (n_r == 1 && !pl->req->no_pairs)
+        keep_pairs_together(pl, l, load);
     return 0;
 }
 

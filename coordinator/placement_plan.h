@@ -6,11 +6,15 @@
  *             equal), capped by its memory; experts are dealt out in that proportion.
  * balanced    from routing statistics: per layer, experts from most to least activated go to
  *             the worker whose expected load (relative to its share) stays lowest, with the
- *             expert counts per worker held near the capacity shares (memory).
+ *             expert counts per worker held near the capacity shares (memory); then, with
+ *             single copies, swaps that put co-activated experts on one worker where the
+ *             busiest worker's load grows by at most 1% of the mean (--no-pairs skips it).
  * Every policy respects each worker's memory (mem_bytes, 0 = unlimited) and fails with a clear
  * error when the experts do not fit. --replicate N puts every expert on N distinct workers. */
 #ifndef PLACEMENT_PLAN_H
 #define PLACEMENT_PLAN_H
+
+#include <stdbool.h>
 
 #include "coordinator/placement.h"
 #include "coordinator/routing_stats.h"
@@ -24,6 +28,7 @@ struct plan_request {
     struct place_worker workers[PLACE_MAX_WORKERS];
     const struct routing_stats *stats; /* required by balanced, ignored by the others */
     int replicate;                     /* copies of every expert, 1..n_workers */
+    bool no_pairs;                     /* balanced: skip the co-activation pass */
 };
 
 /* "contiguous", "striped", "capacity" (or "capacity-weighted"), "balanced": 0, else -1. */

@@ -462,11 +462,31 @@ static void test_balanced(const struct model *m, const struct routing_stats *s)
         if (c && st && b) {
             double ic = place_imbalance(c, s), is = place_imbalance(st, s),
                    ib = place_imbalance(b, s);
-            printf("%s, %s workers: imbalance contiguous %.4f striped %.4f balanced %.4f\n",
-                   m->arch->name, specs[i], ic, is, ib);
+            printf("%s, %s workers: imbalance contiguous %.4f striped %.4f balanced %.4f; "
+                   "pairs together %.3f %.3f %.3f\n",
+                   m->arch->name, specs[i], ic, is, ib, place_colocated(c, s),
+                   place_colocated(st, s), place_colocated(b, s));
             CHECK(ib < ic, "balanced %.4f not better than contiguous %.4f", ib, ic);
             CHECK(ib <= is, "balanced %.4f worse than striped %.4f", ib, is);
         }
+        /* The co-activation pass: more pairs together, busiest load up by at most 1% of the
+         * mean per layer (so the layer average of max/mean by at most 0.01, plus rounding). */
+        struct mp_error err = {0};
+        struct plan_request req = {.policy = PLAN_BALANCED, .stats = s, .replicate = 1,
+                                   .no_pairs = true};
+        struct placement *g = NULL;
+        CHECK(!plan_parse_workers(specs[i], req.workers, &req.n_workers, &err), "%s", err.msg);
+        CHECK(!plan_make(m, &req, &g, &err), "%s", err.msg);
+        if (g && b) {
+            CHECK(place_colocated(b, s) >= place_colocated(g, s), "pairs %.4f < greedy %.4f",
+                  place_colocated(b, s), place_colocated(g, s));
+            CHECK(place_imbalance(b, s) <= place_imbalance(g, s) + 0.01 + 1e-9,
+                  "pair pass raised imbalance %.4f -> %.4f", place_imbalance(g, s),
+                  place_imbalance(b, s));
+            printf("  greedy only: imbalance %.4f, pairs together %.3f\n", place_imbalance(g, s),
+                   place_colocated(g, s));
+        }
+        place_free(g);
         place_free(c);
         place_free(st);
         place_free(b);
