@@ -128,7 +128,7 @@ static void check_read_ranges(void)
     for (int mode = 0; mode < 3; mode++) { /* staging, in place, buffered */
         for (int i = 0; i < N; i++) {
             uint64_t len = lens[i] < size - offs[i] ? lens[i] : size - offs[i];
-            size_t room = (size_t)len + 3 * 4096;
+            size_t room = ((size_t)len + 3 * 4096) & ~(size_t)4095; /* aligned_alloc: a multiple */
             bufs[i] = aligned_alloc(4096, room);
             /* In place: the destination sits at the offset's position in its own blocks. */
             uint8_t *dst = mode == 1 ? bufs[i] + offs[i] % 4096 : bufs[i] + 1 + (size_t)i;
