@@ -1,6 +1,7 @@
 /* worker/numa_test.c: NUMA discovery and splitting on hwloc synthetic topologies (2 and 4 nodes),
  * plus allocation and pinning on this machine (one node here: binding either works or is skipped
- * with a warning; either way memory is usable and threads run). */
+ * with a warning; either way memory is usable and threads run). With --env-nodes N: the
+ * HWLOC_SYNTHETIC environment variable is honoured by numa_open. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,8 +93,26 @@ static void check_this_machine(void)
     numa_close(t);
 }
 
-int main(void)
+/* numa_test --env-nodes N: run with HWLOC_SYNTHETIC set; numa_open must honour it. */
+static int check_env(int nodes)
 {
+    struct numa_topo *t = NULL;
+    struct mp_error err = {0};
+    CHECK(numa_open(&t, &err) == 0, "open: %s", err.msg);
+    if (t) {
+        CHECK(numa_n_nodes(t) == nodes, "HWLOC_SYNTHETIC gave %d nodes, not %d", numa_n_nodes(t),
+              nodes);
+        CHECK(!numa_is_this_system(t), "HWLOC_SYNTHETIC topology counted as this system");
+        numa_print(t, stdout);
+        numa_close(t);
+    }
+    return failures != 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--env-nodes"))
+        return check_env(atoi(argv[2]));
     check_synthetic("pack:2 numa:1 core:2 pu:1", 2, 2, 2);
     check_synthetic("pack:4 numa:1 core:2 pu:2", 4, 2, 4);
     check_synthetic("pack:2 numa:2 core:3 pu:1", 4, 3, 3);

@@ -1,7 +1,9 @@
-/* worker/shard_bench.c MODEL.gguf [--buffered] [--evict] [--depth N] [--chunk MIB] [--numa]:
- * loads every expert of MODEL as one shard and prints the bytes, the mode and the GB/s reached.
- * --evict first asks the kernel to drop MODEL's cached pages (posix_fadvise DONTNEED, which needs
- * no privilege), so a buffered read is a cold read. Not a test: speed belongs in benchmarks. */
+/* worker/shard_bench.c MODEL.gguf [--buffered] [--staged] [--evict] [--depth N] [--chunk MIB]
+ * [--numa]: loads every expert of MODEL as one shard and prints the bytes, the mode and the GB/s
+ * reached. --evict first asks the kernel to drop MODEL's cached pages (posix_fadvise DONTNEED,
+ * which needs no privilege), so a buffered read is a cold read. --staged makes O_DIRECT reads go
+ * through staging buffers and a copy instead of landing in place. Not a test: speed belongs in
+ * benchmarks. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--buffered"))
             opts.buffered = true;
+        else if (!strcmp(argv[i], "--staged"))
+            opts.staged = true;
         else if (!strcmp(argv[i], "--evict"))
             drop = true;
         else if (!strcmp(argv[i], "--numa"))
@@ -37,8 +41,8 @@ int main(int argc, char **argv)
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else {
-            fprintf(stderr, "usage: shard_bench MODEL.gguf [--buffered] [--evict] [--depth N] "
-                            "[--chunk MIB] [--numa]\n");
+            fprintf(stderr, "usage: shard_bench MODEL.gguf [--buffered] [--staged] [--evict] "
+                            "[--depth N] [--chunk MIB] [--numa]\n");
             return 2;
         }
     }
@@ -63,10 +67,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "shard_bench: %s\n", err.msg);
         return 1;
     }
-    printf("%zu experts, %.3f GB in %.3f s: %.2f GB/s (%s, depth %d, chunk %zu MiB%s)\n", n,
+    printf("%zu experts, %.3f GB in %.3f s: %.2f GB/s (%s, depth %d, chunk %zu MiB%s%s)\n", n,
            s->stats.bytes / 1e9, s->stats.seconds, s->stats.gb_per_s,
            s->stats.direct ? "O_DIRECT" : "buffered", opts.queue_depth ? opts.queue_depth : 32,
-           opts.chunk_bytes ? opts.chunk_bytes >> 20 : 4, drop ? ", evicted first" : "");
+           opts.chunk_bytes ? opts.chunk_bytes >> 20 : 4, drop ? ", evicted first" : "",
+           opts.staged ? ", staged" : "");
     shard_free(s);
     free(refs);
     numa_close(numa);

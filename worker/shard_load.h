@@ -26,9 +26,10 @@
 typedef void (*shard_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 struct shard_read_opts {
-    int queue_depth;            /* reads in flight; 0: 32 */
-    size_t chunk_bytes;         /* bytes per read; 0: 4 MiB */
-    bool buffered;              /* true: never try O_DIRECT */
+    int queue_depth;    /* reads in flight; 0: 32 */
+    size_t chunk_bytes; /* bytes per read; 0: 4 MiB */
+    bool buffered;      /* true: never try O_DIRECT */
+    bool staged;        /* O_DIRECT via staging buffers even where in place works (to compare) */
     shard_progress_fn progress; /* may be NULL */
     void *progress_ctx;
 };

@@ -83,7 +83,8 @@ static bool take_chunk(struct pass *p, struct slot *s)
         s->file_start = align_down(off);
         s->span = align_up(off + len) - s->file_start;
         s->skip = off - s->file_start;
-        const bool in_place = r->own_blocks && (uintptr_t)s->dst % DIRECT_ALIGN == s->skip;
+        const bool in_place = r->own_blocks && !(p->opts && p->opts->staged) &&
+                              (uintptr_t)s->dst % DIRECT_ALIGN == s->skip;
         s->buf = in_place ? s->dst - s->skip : s->stage;
     } else {
         s->file_start = off;
