@@ -343,6 +343,19 @@ static void check_bad_input(void)
     struct expert_ref bad[1] = {{il, (int32_t)m->hp.n_expert}};
     CHECK(shard_load(model_path, m, bad, 1, NULL, NULL, &s, &err) == MP_EINVAL && !s,
           "expert out of range: %s", err.msg);
+    /* An empty shard loads (nothing to read) and its backend refuses every expert. */
+    CHECK(shard_load(model_path, m, NULL, 0, NULL, NULL, &s, &err) == 0 && s &&
+              expert_table_count(s->table) == 0,
+          "empty shard: %s", err.msg);
+    struct expert_backend eb;
+    if (s && shard_backend_new(m, s, 1, TEST_N_TOK, &eb, &err) == 0) {
+        float *l = test_logits(m, tp, &eb);
+        CHECK(l == NULL, "an empty shard computed experts");
+        free(l);
+        eb_free(&eb);
+    }
+    shard_free(s);
+    s = NULL;
     struct expert_ref one[1] = {{il, 0}};
     CHECK(shard_load("/nonexistent/model.gguf", m, one, 1, NULL, NULL, &s, &err) == MP_EIO && !s,
           "missing file: %s", err.msg);
