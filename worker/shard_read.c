@@ -27,7 +27,6 @@
 #define DIRECT_REFUSED 1 /* read_pass: O_DIRECT not usable, start over buffered */
 
 struct slot {
-    bool busy;
     uint8_t *stage;      /* aligned staging buffer (O_DIRECT), else NULL */
     uint8_t *dst;        /* where the chunk's bytes go */
     uint8_t *buf;        /* where the read lands: stage or dst */
@@ -93,7 +92,6 @@ static bool take_chunk(struct pass *p, struct slot *s)
         s->buf = s->dst;
     }
     p->next_off += len;
-    s->busy = true;
     return true;
 }
 
@@ -126,9 +124,7 @@ static int complete(struct pass *p, struct slot *s, int res, bool *requeue, stru
                             (unsigned long long)(s->file_start + s->skip));
     s->got += (uint64_t)res;
     if (s->got < need) {
-        /* Short read: O_DIRECT must resume on an aligned offset, so re-read the partial block. */
-        if (p->direct)
-            s->got = align_down(s->got);
+        /* Short read, not at the end of the file (so still block-aligned under O_DIRECT). */
         *requeue = true;
         return 0;
     }
@@ -136,16 +132,17 @@ static int complete(struct pass *p, struct slot *s, int res, bool *requeue, stru
     if (s->buf == s->stage)
         memcpy(s->dst, s->buf + s->skip, s->len);
     p->done += s->len;
-    s->busy = false;
     if (p->opts && p->opts->progress)
         p->opts->progress(p->opts->progress_ctx, p->done, p->total);
     return 0;
 }
 
-/* Waits for every read still in flight (their buffers must outlive them). */
+/* Waits for every submitted read still in flight (their buffers must outlive them); reads
+ * prepared but never submitted are dropped with the ring. */
 static void drain(struct io_uring *ring, int in_flight)
 {
     struct io_uring_cqe *cqe;
+    in_flight -= (int)io_uring_sq_ready(ring);
     while (in_flight > 0 && io_uring_wait_cqe(ring, &cqe) == 0) {
         io_uring_cqe_seen(ring, cqe);
         in_flight--;
@@ -166,7 +163,10 @@ static int read_pass(struct pass *p, struct slot *slots, int depth, struct mp_er
     rc = 0;
     while (in_flight > 0 && rc == 0) {
         int sub = io_uring_submit(&ring);
-        if (sub < 0) {
+        /* A transient refusal is survivable while reads are in the kernel: reaping them frees
+         * what the submission lacked. */
+        const bool transient = sub == -EINTR || sub == -EAGAIN || sub == -EBUSY;
+        if (sub < 0 && !(transient && (int)io_uring_sq_ready(&ring) < in_flight)) {
             rc = mp_error_set(err, MP_EIO, "io_uring submit: %s", strerror(-sub));
             break;
         }
@@ -228,8 +228,6 @@ static int run_passes(struct pass *p, struct slot *slots, int depth, struct mp_e
                        .total = p->total,
                        .chunk = p->chunk,
                        .opts = p->opts};
-    for (int i = 0; i < depth; i++)
-        slots[i].busy = false;
     rc = open_file(p->path, false, &p->fd, err);
     if (rc == 0) {
         rc = read_pass(p, slots, depth, err);
