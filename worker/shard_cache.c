@@ -80,9 +80,7 @@ int shard_cache_default_dir(char *buf, size_t n, struct mp_error *err)
     else if (home && home[0])
         len = snprintf(buf, n, "%s/.cache/moepool", home);
     else
-        return mp_error_set(err, MP_ENOTFOUND,
-                            "no cache directory: neither XDG_CACHE_HOME nor "
-                            "HOME is set");
+        return mp_error_set(err, MP_ENOTFOUND, "no cache directory: XDG_CACHE_HOME and HOME unset");
     if (len < 0 || (size_t)len >= n)
         return mp_error_set(err, MP_ERANGE, "cache directory path too long");
     return 0;
@@ -209,9 +207,7 @@ int shard_cache_write(struct shard_cache *c, uint64_t offset, const void *data, 
                       struct mp_error *err)
 {
     if (offset > c->size || len > c->size - offset)
-        return mp_error_set(err, MP_ERANGE,
-                            "%s: write of %zu bytes at %llu is outside the file "
-                            "(%llu bytes)",
+        return mp_error_set(err, MP_ERANGE, "%s: %zu bytes at %llu fall outside its %llu bytes",
                             c->path, len, (unsigned long long)offset, (unsigned long long)c->size);
     const uint8_t *p = data;
     for (size_t done = 0; done < len;) {

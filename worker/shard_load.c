@@ -58,9 +58,7 @@ static int check_refs(const struct model *m, const struct expert_ref *x, size_t 
     for (size_t i = 0; i < n; i++) {
         if (x[i].il < 0 || x[i].il >= m->hp.n_layer || !m->hp.is_moe[x[i].il] || x[i].expert < 0 ||
             x[i].expert >= m->hp.n_expert)
-            return mp_error_set(err, MP_EINVAL,
-                                "shard names block %d expert %d, which the model "
-                                "does not have",
+            return mp_error_set(err, MP_EINVAL, "shard names block %d expert %d: not in the model",
                                 (int)x[i].il, (int)x[i].expert);
         int8_t *at = &node_of[x[i].il * m->hp.n_expert + x[i].expert];
         if (*at != -1)
@@ -117,13 +115,13 @@ static int alloc_nodes(struct shard *s, const struct model *m, const struct expe
             return rc;
         if (!nd->bytes)
             continue;
-        nd->mem = s->numa ? numa_alloc(s->numa, k, nd->bytes, err) : alloc_plain(nd->bytes);
-        if (!nd->mem)
-            return err && err->code ? err->code
-                                    : mp_error_set(err, MP_ENOMEM,
-                                                   "out of memory for the shard "
-                                                   "(%zu bytes)",
-                                                   nd->bytes);
+        if (s->numa) {
+            if (!(nd->mem = numa_alloc(s->numa, k, nd->bytes, err)))
+                return MP_ENOMEM; /* numa_alloc said why */
+        } else if (!(nd->mem = alloc_plain(nd->bytes))) {
+            return mp_error_set(err, MP_ENOMEM, "out of memory for the shard (%zu bytes)",
+                                nd->bytes);
+        }
         madvise(nd->mem, nd->bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
     }
     return 0;
@@ -165,6 +163,11 @@ int shard_load(const char *path, const struct model *m, const struct expert_ref 
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     s->numa = numa;
     s->n_nodes = numa ? numa_n_nodes(numa) : 1;
+    if (s->n_nodes > INT8_MAX) { /* node_of holds int8_t */
+        int n_nodes = s->n_nodes;
+        free(s);
+        return mp_error_set(err, MP_EUNSUPPORTED, "%d NUMA nodes (at most %d)", n_nodes, INT8_MAX);
+    }
     const size_t n_entries = (size_t)(m->hp.n_layer * m->hp.n_expert);
     s->node_of = malloc(n_entries);
     s->nodes = calloc((size_t)s->n_nodes, sizeof(*s->nodes));

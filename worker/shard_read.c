@@ -116,9 +116,7 @@ static int complete(struct pass *p, struct slot *s, int res, bool *requeue, stru
     /* O_DIRECT reads end short of a block only at the end of the file. */
     const bool at_eof = res == 0 || (p->direct && (unsigned)res % DIRECT_ALIGN != 0);
     if (at_eof && s->got + (uint64_t)res < need)
-        return mp_error_set(err, MP_EIO,
-                            "%s: file ends at offset %llu, before the %llu bytes "
-                            "wanted at %llu",
+        return mp_error_set(err, MP_EIO, "%s: file ends at offset %llu, before %llu bytes at %llu",
                             p->path, (unsigned long long)(s->file_start + s->got + (uint64_t)res),
                             (unsigned long long)s->len,
                             (unsigned long long)(s->file_start + s->skip));
