@@ -12,6 +12,7 @@ set_tests_properties(chat_template_unit PROPERTIES FIXTURES_SETUP chat_cases)
 set(CHAT_MODELS ${CMAKE_SOURCE_DIR}/../shared/conformance/models)
 add_test(NAME chat_template_jinja
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/chat_template.py ${CHAT_CASES}
-          ${CHAT_MODELS}/lfm2moe-small-q4_k_m.gguf ${CHAT_MODELS}/qwen3moe-tiny-q8_0.gguf)
+          ${CHAT_MODELS}/lfm2moe-small-q4_k_m.gguf ${CHAT_MODELS}/qwen3moe-tiny-q8_0.gguf
+          ${CMAKE_SOURCE_DIR}/tests/data/LFM2.5-8B-A1B.jinja)
 set_tests_properties(chat_template_jinja PROPERTIES FIXTURES_REQUIRED chat_cases
   PASS_REGULAR_EXPRESSION "chat templates: [1-9][0-9]* passed, 0 failed")

@@ -1,4 +1,5 @@
-/* model/chat_template.c: native renderings of the LFM2, Qwen3 and plain ChatML chat templates and
+/* model/chat_template.c: native renderings of the LFM2, LFM2.5, Qwen3 and plain ChatML chat
+ * templates and
  * the parsers of the tool calls the models write (API and spec pointers in chat_template.h).
  * Each render_* function mirrors its Jinja template statement by statement; the Jinja text is in
  * the conformance GGUFs and tests/chat_template.py renders it for comparison. JSON is handled by a
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Nesting limit for JSON and Python literals: deep enough for any tool schema, shallow enough
  * that hostile model output cannot exhaust the stack. */
@@ -448,6 +450,137 @@ static int json_str_raw(const char *s, const char *e, struct sb *o)
     return j.p < j.end ? 0 : -1;
 }
 
+/* Calls fn on each member of the JSON object [s, e): key [ks, ke) (a JSON string literal) and
+ * value [vs, ve). -1 if it is not one object or fn fails. */
+static int json_members(const char *s, const char *e,
+                        int (*fn)(const char *ks, const char *ke, const char *vs, const char *ve,
+                                  void *ctx),
+                        void *ctx)
+{
+    struct jp j = {s, e};
+    skip_ws(&j);
+    if (j.p >= j.end || *j.p++ != '{')
+        return -1;
+    skip_ws(&j);
+    if (j.p < j.end && *j.p == '}')
+        j.p++;
+    else
+        for (;;) {
+            skip_ws(&j);
+            const char *ks = j.p;
+            if (j.p >= j.end || *j.p != '"' || str_lit(&j, NULL, '"', false) < 0)
+                return -1;
+            const char *ke = j.p;
+            skip_ws(&j);
+            if (j.p >= j.end || *j.p++ != ':')
+                return -1;
+            skip_ws(&j);
+            const char *vs = j.p;
+            if (json_value(&j, NULL, 1) < 0 || fn(ks, ke, vs, j.p, ctx) < 0)
+                return -1;
+            skip_ws(&j);
+            if (j.p < j.end && *j.p == '}') {
+                j.p++;
+                break;
+            }
+            if (j.p >= j.end || *j.p++ != ',')
+                return -1;
+        }
+    skip_ws(&j);
+    return j.p == j.end ? 0 : -1;
+}
+
+/* Python's repr() of the string raw[0..n) (UTF-8): single quotes unless the text has a single
+ * quote and no double one; backslash escapes for the quote, \\, \n, \r, \t and other control
+ * characters (C0, DEL, C1 as \xNN). Other characters Python deems unprintable (U+00AD, line
+ * separators, ...) would be escaped by Python too; they are passed through here. */
+static void py_str_repr(const char *raw, size_t n, struct sb *o)
+{
+    char q = memchr(raw, '\'', n) && !memchr(raw, '"', n) ? '"' : '\'';
+    char hex[8];
+    sb_ch(o, q);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c == '\\' || c == (unsigned char)q) {
+            sb_ch(o, '\\');
+            sb_ch(o, (char)c);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            sb_str(o, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t");
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(hex, sizeof(hex), "\\x%02x", c);
+            sb_str(o, hex);
+        } else if (c == 0xc2 && i + 1 < n && (unsigned char)raw[i + 1] < 0xa0) {
+            snprintf(hex, sizeof(hex), "\\x%02x", (unsigned char)raw[++i]); /* U+0080..009F */
+            sb_str(o, hex);
+        } else {
+            sb_ch(o, (char)c);
+        }
+    }
+    sb_ch(o, q);
+}
+
+static int py_repr(struct jp *j, struct sb *o, int depth);
+
+/* Python's repr() of the JSON array or object at j->p, as json.loads would build it. */
+static int py_repr_container(struct jp *j, struct sb *o, int depth)
+{
+    bool obj = *j->p == '{';
+    char close = obj ? '}' : ']';
+    sb_ch(o, *j->p++);
+    for (int k = 0;; k++) {
+        skip_ws(j);
+        if (k == 0 && j->p < j->end && *j->p == close)
+            break;
+        if (k > 0)
+            sb_str(o, ", ");
+        if (obj) {
+            if (j->p >= j->end || *j->p != '"' || py_repr(j, o, depth + 1) < 0)
+                return -1;
+            skip_ws(j);
+            if (j->p >= j->end || *j->p++ != ':')
+                return -1;
+            sb_str(o, ": ");
+        }
+        if (py_repr(j, o, depth + 1) < 0)
+            return -1;
+        skip_ws(j);
+        if (j->p < j->end && *j->p == close)
+            break;
+        if (j->p >= j->end || *j->p++ != ',')
+            return -1;
+    }
+    sb_ch(o, *j->p++);
+    return 0;
+}
+
+/* Python's repr() (and str(), for all but strings) of the JSON value at j->p: True/False/None,
+ * Python's quoting, ints exact and floats by repr. Templates print it through `| string`. */
+static int py_repr(struct jp *j, struct sb *o, int depth)
+{
+    skip_ws(j);
+    if (j->p >= j->end || depth > MAX_DEPTH)
+        return -1;
+    char c = *j->p;
+    if (c == '[' || c == '{')
+        return py_repr_container(j, o, depth);
+    if (c == '"') {
+        const char *s = j->p;
+        struct sb raw = {0};
+        int rc = str_lit(j, NULL, '"', false) < 0 || json_str_raw(s, j->p, &raw) < 0 ? -1 : 0;
+        if (!rc)
+            py_str_repr(raw.p ? raw.p : "", raw.n, o);
+        free(raw.p);
+        return rc;
+    }
+    if (word(j, "true"))
+        return sb_str(o, "True"), 0;
+    if (word(j, "false"))
+        return sb_str(o, "False"), 0;
+    if (word(j, "null"))
+        return sb_str(o, "None"), 0;
+    return num_lit(j, o);
+}
+
 /* ---- rendering ---- */
 
 enum chat_format chat_detect(const char *t, size_t len, bool *fallback)
@@ -455,6 +588,8 @@ enum chat_format chat_detect(const char *t, size_t len, bool *fallback)
     enum chat_format f = CHAT_CHATML;
     if (memmem(t, len, "<|tool_list_start|>", 19))
         f = CHAT_LFM2;
+    else if (memmem(t, len, "<|tool_call_start|>", 19) && memmem(t, len, "List of tools: ", 15))
+        f = CHAT_LFM25;
     else if (memmem(t, len, "<tool_call>", 11) && memmem(t, len, "<|im_start|>", 12))
         f = CHAT_QWEN3;
     if (fallback)
@@ -527,6 +662,204 @@ static int render_lfm2(const struct chat_msg *m, int n, const char *tools, struc
     return 0;
 }
 
+/* ---- LFM2.5 ---- */
+
+/* Length of the Python whitespace character (str.isspace) at [s, e), or 0. */
+static size_t py_space_at(const char *s, const char *e)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = (size_t)(e - s);
+    if (n >= 1 && (u[0] == ' ' || (u[0] >= 0x09 && u[0] <= 0x0d) || (u[0] >= 0x1c && u[0] <= 0x1f)))
+        return 1;
+    if (n >= 2 && u[0] == 0xc2 && (u[1] == 0x85 || u[1] == 0xa0))
+        return 2;
+    if (n < 3)
+        return 0;
+    uint32_t cp = (uint32_t)(u[0] & 0x0f) << 12 | (uint32_t)(u[1] & 0x3f) << 6 | (u[2] & 0x3f);
+    if ((u[0] & 0xf0) != 0xe0 || (u[1] & 0xc0) != 0x80 || (u[2] & 0xc0) != 0x80)
+        return 0;
+    bool space = cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
+                 cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
+    return space ? 3 : 0;
+}
+
+/* Jinja's `| trim` (Python's str.strip()) on [*s, *e). */
+static void py_strip(const char **s, const char **e)
+{
+    size_t k;
+    while (*s < *e && (k = py_space_at(*s, *e)))
+        *s += k;
+    const char *last = *s; /* end of the last non-space character */
+    for (const char *p = *s; p < *e;) {
+        k = py_space_at(p, *e);
+        p += k ? k : 1;
+        if (!k)
+            last = p;
+    }
+    *e = last;
+}
+
+struct lfm25_args {
+    struct sb *o;
+    int n;
+};
+
+/* `name=value` as the template's format_arg_value writes it: strings in single quotes as they
+ * are (no escaping), objects as JSON, anything else through Python's str(). */
+static int add_lfm25_arg(const char *ks, const char *ke, const char *vs, const char *ve, void *ctx)
+{
+    struct lfm25_args *a = ctx;
+    if (a->n++)
+        sb_str(a->o, ", ");
+    if (json_str_raw(ks, ke, a->o) < 0)
+        return -1;
+    sb_ch(a->o, '=');
+    if (*vs == '"') {
+        sb_ch(a->o, '\'');
+        int rc = json_str_raw(vs, ve, a->o);
+        sb_ch(a->o, '\'');
+        return rc;
+    }
+    if (*vs == '{')
+        return json_dump(vs, ve, a->o);
+    struct jp j = {vs, ve};
+    return py_repr(&j, a->o, 1);
+}
+
+struct lfm25_calls {
+    struct sb *o;
+    int n;
+};
+
+/* One call `name(k=v, ...)`; arguments may be an object or a JSON string holding one. */
+static int add_lfm25_call(const char *s, const char *e, void *ctx)
+{
+    struct lfm25_calls *c = ctx;
+    const char *fs, *fe, *ns, *ne, *as, *ae;
+    if (json_get(s, e, "function", &fs, &fe) == 0)
+        s = fs, e = fe;
+    if (json_get(s, e, "name", &ns, &ne) < 0 || *ns != '"' ||
+        json_get(s, e, "arguments", &as, &ae) < 0)
+        return -1;
+    if (c->n++)
+        sb_str(c->o, ", ");
+    if (json_str_raw(ns, ne, c->o) < 0)
+        return -1;
+    sb_ch(c->o, '(');
+    struct sb text = {0};
+    if (*as == '"') {
+        if (json_str_raw(as, ae, &text) < 0 || !text.p) {
+            free(text.p);
+            return -1;
+        }
+        as = text.p, ae = text.p + text.n;
+    }
+    struct lfm25_args a = {c->o, 0};
+    int rc = json_members(as, ae, add_lfm25_arg, &a);
+    free(text.p);
+    sb_ch(c->o, ')');
+    return rc;
+}
+
+/* The system turn: the system message, then (with tools) the date and the tool list. */
+static int lfm25_system(const struct chat_msg *m, int n, const char *tools, const char *date,
+                        struct sb *o, struct mp_error *err)
+{
+    struct sb sys = {0};
+    if (n > 0 && strcmp(m[0].role, "system") == 0)
+        sb_str(&sys, str_or_empty(m[0].content));
+    if (tools && *tools) {
+        struct sb t = {0};
+        if (json_dump(tools, tools + strlen(tools), &t) < 0 || !t.p || t.p[0] != '[') {
+            free(t.p);
+            free(sys.p);
+            return mp_error_set(err, MP_EINVAL, "chat: tools is not a JSON array");
+        }
+        if (strcmp(t.p, "[]") != 0) { /* an empty list is false to Jinja's `if tools` */
+            sb_str(&sys, sys.n ? "\n\n" : "");
+            sb_str(&sys, "Today's date: ");
+            sb_str(&sys, date);
+            sb_str(&sys, "\n\nList of tools: ");
+            sb_add(&sys, t.p, t.n);
+        }
+        free(t.p);
+    }
+    if (sys.n)
+        turn(o, "system", sys.p);
+    free(sys.p);
+    return 0;
+}
+
+#define CFM_TAG "CONTINUE_FINAL_MESSAGE_TAG "
+
+/* An assistant turn's body: thinking (kept for turns after the last user turn, or always with
+ * preserve_thinking), content (older turns lose what precedes their last </think>), calls. */
+static int lfm25_assistant(const struct chat_msg *m, bool keep_thinking, struct sb *o)
+{
+    if (m->reasoning && keep_thinking) {
+        sb_str(o, "<think>");
+        sb_str(o, m->reasoning);
+        sb_str(o, "</think>");
+    }
+    bool cfm = false;
+    if (m->content) {
+        const char *cs = m->content, *ce = cs + strlen(cs), *t;
+        if (!keep_thinking && strstr(cs, "</think>")) {
+            while ((t = strstr(cs, "</think>")))
+                cs = t + 8;
+            py_strip(&cs, &ce);
+        }
+        size_t tag = strlen(CFM_TAG);
+        cfm = m->tool_calls_json && (size_t)(ce - cs) >= tag && !memcmp(ce - tag, CFM_TAG, tag);
+        sb_add(o, cs, (size_t)(ce - cs) - (cfm ? tag : 0));
+    }
+    if (m->tool_calls_json) {
+        struct lfm25_calls c = {o, 0};
+        sb_str(o, "<|tool_call_start|>[");
+        if (json_each(m->tool_calls_json, add_lfm25_call, &c) < 0)
+            return -1;
+        sb_str(o, "]<|tool_call_end|>");
+    }
+    sb_str(o, cfm ? CFM_TAG : "");
+    sb_str(o, "<|im_end|>\n");
+    return 0;
+}
+
+/* LFM2.5-8B-A1B's template; the leading bos_token is left to the tokenizer, as for LFM2. */
+static int render_lfm25(const struct chat_msg *m, int n, const char *tools,
+                        const struct chat_opts *opts, struct sb *o, struct mp_error *err)
+{
+    char today[16];
+    const char *date = opts->date;
+    if (!date) { /* strftime_now: the local date, as llama.cpp's template engine gives it */
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(today, sizeof(today), "%Y-%m-%d", localtime_r(&now, &tm));
+        date = today;
+    }
+    int rc = lfm25_system(m, n, tools, date, o, err);
+    if (rc)
+        return rc;
+    int first = n > 0 && strcmp(m[0].role, "system") == 0, last_user = -1;
+    for (int i = first; i < n; i++)
+        if (strcmp(m[i].role, "user") == 0)
+            last_user = i;
+    for (int i = first; i < n; i++) {
+        sb_str(o, "<|im_start|>");
+        sb_str(o, m[i].role);
+        sb_ch(o, '\n');
+        if (strcmp(m[i].role, "assistant") != 0) {
+            sb_str(o, str_or_empty(m[i].content));
+            sb_str(o, "<|im_end|>\n");
+        } else if (lfm25_assistant(&m[i], opts->preserve_thinking || i > last_user, o) < 0) {
+            return mp_error_set(err, MP_EINVAL, "chat: message %d: malformed tool_calls", i);
+        }
+    }
+    return 0;
+}
+
+/* ---- Qwen3 ---- */
+
 static bool starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 static bool ends(const char *s, const char *p)
 {
@@ -543,14 +876,19 @@ static void strip_nl(const char **s, const char **e, bool left, bool right)
         (*e)--;
 }
 
-/* The assistant turn's opening and content, with Qwen3's <think> rules: reasoning is split off
- * the content at the last </think>; it is shown only for turns after the last real user query
- * that are the final message or have non-empty reasoning. Returns whether content is non-empty. */
-static bool qwen3_assistant_text(const char *c, bool after_query, bool last, struct sb *o)
+/* The assistant turn's opening and content, with Qwen3's <think> rules: reasoning is the
+ * message's reasoning_content when given, else split off the content at the last </think>; it is
+ * shown only for turns after the last real user query that are the final message or have
+ * non-empty reasoning. Returns whether content is non-empty. */
+static bool qwen3_assistant_text(const char *c, const char *reasoning, bool after_query, bool last,
+                                 struct sb *o)
 {
     const char *cs = c, *ce = c + strlen(c), *rs = c, *re = c;
     const char *close = strstr(c, "</think>");
-    if (close) {
+    if (reasoning) {
+        rs = reasoning;
+        re = rs + strlen(rs);
+    } else if (close) {
         const char *lastc = close, *q;
         while ((q = strstr(lastc + 1, "</think>")))
             lastc = q;
@@ -648,7 +986,7 @@ static int render_qwen3(const struct chat_msg *m, int n, const char *tools, stru
         if (strcmp(r, "user") == 0 || (strcmp(r, "system") == 0 && i > 0)) {
             turn(o, r, c);
         } else if (strcmp(r, "assistant") == 0) {
-            bool has = qwen3_assistant_text(c, i > last_query, i == n - 1, o);
+            bool has = qwen3_assistant_text(c, m[i].reasoning, i > last_query, i == n - 1, o);
             struct qcall q = {o, has, 0};
             const char *tc = m[i].tool_calls_json;
             if (tc && json_each(tc, add_qwen3_call, &q) < 0)
@@ -670,8 +1008,17 @@ static int render_qwen3(const struct chat_msg *m, int n, const char *tools, stru
 int chat_render(enum chat_format f, const struct chat_msg *msgs, int n, const char *tools_json,
                 bool add_generation_prompt, char **out, struct mp_error *err)
 {
+    return chat_render_opts(f, msgs, n, tools_json, add_generation_prompt, NULL, out, err);
+}
+
+int chat_render_opts(enum chat_format f, const struct chat_msg *msgs, int n,
+                     const char *tools_json, bool add_generation_prompt,
+                     const struct chat_opts *opts, char **out, struct mp_error *err)
+{
+    static const struct chat_opts defaults = {0};
     struct sb o = {0};
     int rc = 0;
+    opts = opts ? opts : &defaults;
     *out = NULL;
     for (int i = 0; i < n; i++)
         if (!msgs[i].role || !*msgs[i].role)
@@ -680,12 +1027,17 @@ int chat_render(enum chat_format f, const struct chat_msg *msgs, int n, const ch
         rc = render_lfm2(msgs, n, tools_json, &o, err);
     } else if (f == CHAT_QWEN3) {
         rc = render_qwen3(msgs, n, tools_json, &o, err);
+    } else if (f == CHAT_LFM25) {
+        rc = render_lfm25(msgs, n, tools_json, opts, &o, err);
     } else {
         for (int i = 0; i < n; i++)
             turn(&o, msgs[i].role, str_or_empty(msgs[i].content));
     }
     if (rc == 0 && add_generation_prompt)
         sb_str(&o, "<|im_start|>assistant\n");
+    /* Qwen3's enable_thinking = false: an empty reasoning block, so the answer starts at once */
+    if (rc == 0 && add_generation_prompt && f == CHAT_QWEN3 && opts->no_thinking)
+        sb_str(&o, "<think>\n\n</think>\n\n");
     if (rc == 0 && o.oom)
         rc = mp_error_set(err, MP_ENOMEM, "chat: out of memory rendering %d messages", n);
     if (rc < 0) {
@@ -898,7 +1250,7 @@ int chat_parse_tool_calls(enum chat_format f, const char *text, struct chat_pars
     struct sb content = {0};
     int bad = 0;
     memset(out, 0, sizeof(*out));
-    if (f == CHAT_LFM2)
+    if (f == CHAT_LFM2 || f == CHAT_LFM25)
         bad = parse_lfm2(text, out, &content);
     else if (f == CHAT_QWEN3)
         bad = parse_qwen3(text, out, &content);
