@@ -1,9 +1,10 @@
 # model/chat.cmake: chat templates (chat_template.c), its unit test and its comparison with the
 # Jinja templates stored in the conformance GGUFs (tests/chat_template.py, python3-jinja2).
 # Included from model/CMakeLists.txt.
-target_sources(mp_model PRIVATE chat_template.c)
+target_sources(mp_model PRIVATE chat_template.c chat_template_json.c chat_template_parse.c)
 
-add_executable(chat_template_test chat_template_test.c chat_template.c)
+add_executable(chat_template_test chat_template_test.c chat_template.c chat_template_json.c
+  chat_template_parse.c)
 target_link_libraries(chat_template_test PRIVATE mp_base)
 
 set(CHAT_CASES ${CMAKE_CURRENT_BINARY_DIR}/chat_cases.json)
