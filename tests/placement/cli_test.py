@@ -75,7 +75,7 @@ def cli():
     other = os.path.join(MODELS, "qwen3moe-tiny-q8_0.gguf")
     text = os.path.join(TMP, "text.txt")
     with open(text, "w") as f:
-        f.write(TEXT * 20)
+        f.write(TEXT * 5)
     stats = os.path.join(TMP, "cli.stats.json")
     run("placement", "record", "-m", model, "-f", text, "-o", stats, "--ctx", "128")
     for policy in ["contiguous", "striped", "capacity", "balanced"]:
