@@ -263,7 +263,7 @@ static int recorder_new(struct recorder *r, struct model *m, struct routing_stat
     if (!rc)
         rc = fwd_state_new(m, ctx, ctx, r->tp, &r->st, err);
     if (!rc)
-        rc = eb_local_new(m, r->tp, ctx, &local, err);
+        rc = eb_local_new(m, NULL, r->tp, ctx, &local, err);
     if (!rc && (rc = eb_stats_new(m, local, stats, &r->eb, err)))
         eb_free(&local);
     return rc;

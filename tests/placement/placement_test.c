@@ -286,7 +286,7 @@ static struct routing_stats *record_and_compare(const char *path)
     if (!rc)
         rc = fwd_state_new(r.m, n, n, r.tp, &r.st, &err);
     if (!rc)
-        rc = eb_local_new(r.m, r.tp, n, &local, &err);
+        rc = eb_local_new(r.m, NULL, r.tp, n, &local, &err);
     if (!rc)
         rc = eb_stats_new(r.m, local, r.stats, &r.eb, &err);
     for (int i = 0; i < n; i++) {
