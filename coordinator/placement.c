@@ -10,6 +10,7 @@
 #include "coordinator/placement_json.h"
 #include "coordinator/routing_stats.h"
 #include "model/arch.h"
+#include "model/fingerprint.h"
 #include "model/model.h"
 
 #define PLACE_FORMAT "moepool-placement"
@@ -87,8 +88,11 @@ void place_free(struct placement *p)
 int place_new_for_model(const struct model *m, int n_workers, const struct place_worker *workers,
                         struct placement **out, struct mp_error *err)
 {
-    return place_new(m->arch->name, m->n_moe_layers, (int)m->hp.n_expert, n_workers, workers, out,
-                     err);
+    int rc = place_new(m->arch->name, m->n_moe_layers, (int)m->hp.n_expert, n_workers, workers,
+                       out, err);
+    if (!rc)
+        fingerprint_hex(fingerprint_gguf(m->gguf), (*out)->fingerprint);
+    return rc;
 }
 
 int place_worker_index(const struct placement *p, const char *name)
@@ -146,7 +150,12 @@ int place_check_model(const struct placement *p, const struct model *m, const ch
                             "placement is for %d MoE layers x %d experts, the model has %d x %lld",
                             p->n_moe_layers, p->n_expert, m->n_moe_layers,
                             (long long)m->hp.n_expert);
-    if (p->fingerprint[0] && fingerprint && fingerprint[0] && strcmp(p->fingerprint, fingerprint))
+    char own[FINGERPRINT_HEX_LEN + 1];
+    if (!fingerprint) {
+        fingerprint_hex(fingerprint_gguf(m->gguf), own);
+        fingerprint = own;
+    }
+    if (p->fingerprint[0] && fingerprint[0] && strcmp(p->fingerprint, fingerprint))
         return mp_error_set(err, MP_EINVAL,
                             "placement is for model file %s, this one's fingerprint is %s",
                             p->fingerprint, fingerprint);

@@ -46,7 +46,7 @@ int place_new(const char *arch, int n_moe_layers, int n_expert, int n_workers,
               const struct place_worker *workers, struct placement **out, struct mp_error *err);
 void place_free(struct placement *p); /* NULL-safe */
 
-/* Empty placement shaped like model m (architecture, layer and expert counts). */
+/* Empty placement shaped like model m (architecture, layer and expert counts, fingerprint). */
 int place_new_for_model(const struct model *m, int n_workers, const struct place_worker *workers,
                         struct placement **out, struct mp_error *err);
 
@@ -55,8 +55,8 @@ int place_new_for_model(const struct model *m, int n_workers, const struct place
  * Errors name the file and the bad entry ("p.json: layer 3 expert 7: unknown worker 'w9'"). */
 int place_load(const char *path, struct placement **out, struct mp_error *err);
 
-/* Checks p against a loaded model: architecture, MoE layer and expert counts, and fingerprint
- * when both p and the caller (fingerprint != NULL) have one. */
+/* Checks p against a loaded model: architecture, MoE layer and expert counts, and, when p names
+ * one, the fingerprint (model/fingerprint.h hex): the given one, or m's own when NULL. */
 int place_check_model(const struct placement *p, const struct model *m, const char *fingerprint,
                       struct mp_error *err);
 

@@ -104,6 +104,12 @@ def cli():
         stats, "-o", p, want_rc=2, want_err="routing statistics are for lfm2moe")
     run("placement", "show", p, "-m", other, want_rc=2,
         want_err="placement is for lfm2moe, the model is qwen3moe")
+    # Same architecture and shape, another file: the fingerprint written by plan tells them apart.
+    q8 = os.path.join(MODELS, "lfm2moe-tiny-q8_0.gguf")
+    run("placement", "plan", "-m", q8, "--policy", "striped", "--workers", "2", "-o", p)
+    run("placement", "show", p, "-m", q8)
+    run("placement", "show", p, "-m", os.path.join(MODELS, "lfm2moe-tiny-q4_0.gguf"), want_rc=2,
+        want_err="placement is for model file")
     run("placement", "show", os.path.join(TMP, "missing.json"), want_rc=1,
         want_err="missing.json: cannot open")
     run("placement", "show", stats, want_rc=2, want_err="\"format\" must be \"moepool-placement\"")
