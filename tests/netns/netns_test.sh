@@ -138,7 +138,13 @@ else
     echo "cluster part not run: this moepool has no 'worker' command yet"
 fi
 
+# down ends what still runs in the hosts (a worker would otherwise retry forever, detached).
+"$NETNS" exec h2 sleep 600 &
+sleeper=$!
+sleep 0.3
 "$NETNS" down
+kill -0 $sleeper 2>/dev/null && fail "down left a process running in h2"
+wait $sleeper 2>/dev/null || true
 "$NETNS" down || fail "down twice"
 [ "$(ip netns list | grep -c "^mp-$MP_NETNS_TAG-" || true)" -eq 0 ] || fail "down left namespaces"
 [ $failures -eq 0 ] && echo ok || echo "FAILED ($failures)"
