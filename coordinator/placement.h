@@ -104,9 +104,15 @@ void place_expected_load(const struct placement *p, const struct routing_stats *
 void place_layer_load(const struct placement *p, const struct routing_stats *stats, int layer,
                       double *load);
 
-/* How unevenly work is spread: per layer, the busiest worker's expected activations over the
- * mean per worker, averaged over layers. 1 is perfect; the slowest worker sets each layer's pace,
- * so this is about how much longer a layer takes than with perfect balance (equal workers). */
+/* Relative speed of each worker, speed[n_workers]: its cores when any worker reports cores (the
+ * others count as the mean), else its memory when all report memory, else 1. The capacity
+ * policy's weights, and what "fair" means below. */
+void place_speeds(const struct place_worker *workers, int n_workers, double *speed);
+
+/* How unevenly work is spread: per layer, the largest ratio of a worker's expected activations
+ * to its fair part (the layer's total split by place_speeds), averaged over layers. 1 is
+ * perfect; the slowest worker sets each layer's pace, so this is about how much longer a layer
+ * takes than with perfect balance. */
 double place_imbalance(const struct placement *p, const struct routing_stats *stats);
 
 /* Share of recorded co-activations (expert pairs chosen by one token) whose two experts share a
