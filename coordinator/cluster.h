@@ -27,7 +27,7 @@
 #define CLUSTER_MAX_WORKERS 64
 
 struct cluster_opts {
-    const char *endpoint;       /* "tcp://*:5555" */
+    const char *endpoint;       /* e.g. "tcp://0.0.0.0:5555" */
     int expect_workers;         /* 1..CLUSTER_MAX_WORKERS slots */
     const char *key_file;       /* CURVE key from `moepool keygen`, or NULL for plain TCP */
     const char *placement_file; /* reserved for the placement helper; NULL: contiguous */

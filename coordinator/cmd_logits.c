@@ -1,7 +1,9 @@
-/* model/cmd_logits.c: `moepool logits`: runs one token sequence through the model in one pass
- * (chunks of --ubatch tokens, 512 by default as llama.cpp) and writes the logits of every
+/* coordinator/cmd_logits.c: `moepool logits`: runs one token sequence through the model in one
+ * pass (chunks of --ubatch tokens, 512 by default as llama.cpp) and writes the logits of every
  * position as little-endian float32 [n_tokens][n_vocab]. --force-routing and --dump-routing use
- * the routing trace format int32 [moe layer][position][k] (../shared/conformance/README.md). */
+ * the routing trace format int32 [moe layer][position][k] (../shared/conformance/README.md).
+ * With --cluster the experts run on workers (`moepool worker --join`): the simplest end-to-end
+ * check of the cluster against the in-process result. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "coordinator/cluster.h"
 #include "kernels/kq.h"
 #include "model/eb_local.h"
 #include "model/forward.h"
@@ -16,6 +19,7 @@
 struct logits_args {
     const char *model, *tokens, *out, *force, *dump;
     int threads, ubatch;
+    struct cluster_opts cluster;
 };
 
 static void usage(FILE *f)
@@ -32,6 +36,8 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         {"output", required_argument, 0, 'o'},  {"force-routing", required_argument, 0, 'F'},
         {"dump-routing", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
         {"ubatch", required_argument, 0, 'u'},  {"help", no_argument, 0, 'h'},
+        {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
+        {"wire", required_argument, 0, 'w'},    {"key", required_argument, 0, 'k'},
         {0, 0, 0, 0},
     };
     int c;
@@ -46,11 +52,20 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         case 'D': a->dump = optarg; break;
         case 't': a->threads = atoi(optarg); break;
         case 'u': a->ubatch = atoi(optarg); break;
+        case 'C': a->cluster.endpoint = optarg; break;
+        case 'W': a->cluster.expect_workers = atoi(optarg); break;
+        case 'w':
+            if ((a->cluster.wire = wire_parse(optarg)) == (enum wire_type)-1)
+                return -1;
+            break;
+        case 'k': a->cluster.key_file = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
     }
     if (!a->model || !a->tokens || !a->out || a->threads < 1 || a->ubatch < 1 || optind != argc)
+        return -1;
+    if (a->cluster.endpoint && a->cluster.expect_workers < 1)
         return -1;
     return 0;
 }
@@ -113,6 +128,7 @@ struct logits_run {
     struct fwd_state *st;
     struct kv_seq *seq;
     struct expert_backend eb;
+    struct cluster *cluster;
     int32_t *force, *dump;
     float *logits;
 };
@@ -159,12 +175,22 @@ static int setup(struct logits_run *r, const struct logits_args *a, int n, struc
     if ((rc = kv_seq_new(r->m, n, &r->seq, err)) ||
         (rc = fwd_state_new(r->m, ub, n, r->tp, &r->st, err)))
         return rc;
+    if (a->cluster.endpoint) {
+        struct cluster_opts o = a->cluster;
+        o.n_max = ub;
+        if ((rc = cluster_start(r->m, &o, &r->cluster, err)) ||
+            (rc = cluster_wait_ready(r->cluster, -1, err)))
+            return rc;
+        r->eb = cluster_backend(r->cluster);
+        return 0;
+    }
     return eb_local_new(r->m, NULL, r->tp, ub, &r->eb, err);
 }
 
 static void teardown(struct logits_run *r)
 {
     eb_free(&r->eb);
+    cluster_stop(r->cluster);
     fwd_state_free(r->st);
     kv_seq_free(r->seq);
     tp_free(r->tp);

@@ -1,0 +1,324 @@
+/* coordinator/eb_remote.c: see eb_remote.h. Runs on the forward pass's thread and talks to the
+ * cluster thread over an inproc pair: [slot][envelope][bulk...] both ways. Bulk frames are built
+ * in zmq_msg_t buffers, and the cluster thread moves them to the ROUTER without copying. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "coordinator/cluster_impl.h"
+#include "model/eb_local.h"
+
+struct eb_remote {
+    struct cluster *c;
+    uint64_t next_job;
+    int n_slots;
+    int32_t *tok;     /* [n_slots][n_max] tokens sent to each slot, in job order */
+    int n_tok[CLUSTER_MAX_WORKERS];
+    float *partial;   /* [n_slots][n_max][n_embd] each slot's partial sums */
+    uint32_t gen[CLUSTER_MAX_WORKERS];
+    int64_t sent_at[CLUSTER_MAX_WORKERS];
+    int pending[CLUSTER_MAX_WORKERS];
+};
+
+int eb_remote_new(struct cluster *c, struct mp_error *err)
+{
+    struct eb_remote *r = calloc(1, sizeof(*r));
+    if (!r)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    const size_t n_slots = (size_t)c->o.expect_workers, n_max = (size_t)c->o.n_max;
+    r->c = c;
+    r->n_slots = (int)n_slots;
+    r->tok = malloc(n_slots * n_max * sizeof(*r->tok));
+    r->partial = malloc(n_slots * n_max * (size_t)c->m->hp.n_embd * sizeof(float));
+    c->eb = r;
+    if (!r->tok || !r->partial)
+        return mp_error_set(err, MP_ENOMEM, "out of memory for %zu worker partial sums", n_slots);
+    return 0;
+}
+
+void eb_remote_delete(struct eb_remote *r)
+{
+    if (!r)
+        return;
+    free(r->tok);
+    free(r->partial);
+    free(r);
+}
+
+/* Which slots each token needs, and the token lists per slot. */
+static int group_by_slot(struct eb_remote *r, const struct eb_job *job, struct mp_error *err)
+{
+    const struct cluster *c = r->c;
+    const int64_t n_expert = c->m->hp.n_expert;
+    memset(r->n_tok, 0, sizeof(r->n_tok));
+    for (int t = 0; t < job->n_tokens; t++) {
+        int seen[CLUSTER_MAX_WORKERS] = {0};
+        for (int s = 0; s < job->k; s++) {
+            int32_t e = job->ids[(size_t)t * job->k + s];
+            if (e < 0 || e >= n_expert)
+                return mp_error_set(err, MP_ERANGE, "layer %d: expert id %d out of range",
+                                    job->layer, (int)e);
+            int w = c->owner[(int64_t)job->layer * n_expert + e];
+            if (w < 0)
+                return mp_error_set(err, MP_ENOTFOUND, "layer %d expert %d: no worker holds it",
+                                    job->layer, (int)e);
+            if (!seen[w]++)
+                r->tok[(size_t)w * c->o.n_max + r->n_tok[w]++] = t;
+        }
+    }
+    return 0;
+}
+
+static int send_frame(void *sock, size_t len, int more, void (*fill)(void *, void *), void *arg)
+{
+    zmq_msg_t part;
+    if (zmq_msg_init_size(&part, len))
+        return -1;
+    fill(zmq_msg_data(&part), arg);
+    return msg_send_zmsg(sock, &part, more);
+}
+
+struct fill_ctx {
+    const struct eb_job *job;
+    const int32_t *tok;
+    int n;
+    int w;
+    const int32_t *owner; /* this layer's [n_expert] */
+    enum wire_type wire;
+};
+
+static void fill_x(void *dst, void *arg)
+{
+    const struct fill_ctx *f = arg;
+    const size_t row = wire_row_bytes(f->wire, f->job->n_embd);
+    for (int i = 0; i < f->n; i++)
+        wire_encode(f->wire, f->job->x + (size_t)f->tok[i] * f->job->n_embd, 1, f->job->n_embd,
+                    (uint8_t *)dst + (size_t)i * row);
+}
+
+static void fill_ids(void *dst, void *arg)
+{
+    const struct fill_ctx *f = arg;
+    int32_t *ids = dst;
+    const int k = f->job->k;
+    for (int i = 0; i < f->n; i++)
+        for (int s = 0; s < k; s++) {
+            int32_t e = f->job->ids[(size_t)f->tok[i] * k + s];
+            ids[(size_t)i * k + s] = f->owner[e] == f->w ? e : EB_SLOT_SKIP;
+        }
+}
+
+static void fill_weights(void *dst, void *arg)
+{
+    const struct fill_ctx *f = arg;
+    float *w = dst;
+    const int k = f->job->k;
+    for (int i = 0; i < f->n; i++)
+        memcpy(w + (size_t)i * k, f->job->weights + (size_t)f->tok[i] * k, (size_t)k * sizeof(*w));
+}
+
+static int send_job(struct eb_remote *r, const struct eb_job *job, int w, uint64_t id,
+                    uint64_t *bytes)
+{
+    struct cluster *c = r->c;
+    struct fill_ctx f = {.job = job, .tok = r->tok + (size_t)w * c->o.n_max, .n = r->n_tok[w],
+                         .w = w, .owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert,
+                         .wire = c->o.wire};
+    ExpertRequest q = EXPERT_REQUEST__INIT;
+    q.job = id;
+    q.layer = job->layer;
+    q.n_tokens = f.n;
+    q.k = job->k;
+    q.wire = c->o.wire;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_REQUEST;
+    env.request = &q;
+    const size_t x_len = (size_t)f.n * wire_row_bytes(c->o.wire, job->n_embd);
+    const size_t kw_len = (size_t)f.n * (size_t)job->k * 4;
+    int32_t slot = w;
+    *bytes += envelope__get_packed_size(&env) + x_len + 2 * kw_len;
+    if (msg_send_bytes(c->pipe_eb, &slot, sizeof(slot), 1) || msg_send_env(c->pipe_eb, &env, 1) ||
+        send_frame(c->pipe_eb, x_len, 1, fill_x, &f) ||
+        send_frame(c->pipe_eb, kw_len, 1, fill_ids, &f) ||
+        send_frame(c->pipe_eb, kw_len, 0, fill_weights, &f))
+        return -1;
+    return 0;
+}
+
+/* Checks a reply's shape and decodes it into the slot's partial sums. */
+static int take_reply(struct eb_remote *r, const struct eb_job *job, int w, struct msg *m,
+                      const ExpertReply *rep, uint64_t *bytes, struct mp_error *err)
+{
+    const struct cluster *c = r->c;
+    const size_t want = (size_t)r->n_tok[w] * wire_row_bytes(c->o.wire, job->n_embd);
+    if (rep->n_tokens != r->n_tok[w] || m->n != 3 || msg_size(m, 2) != want)
+        return mp_error_set(err, MP_EPEER, "worker %d sent a malformed reply for layer %d", w,
+                            job->layer);
+    wire_decode(c->o.wire, msg_data(m, 2), r->n_tok[w], job->n_embd,
+                r->partial + (size_t)w * c->o.n_max * job->n_embd);
+    *bytes += msg_size(m, 1) + want;
+    return 0;
+}
+
+static void record_rtt(struct eb_remote *r, int w, uint64_t bytes_in, uint64_t bytes_out)
+{
+    struct cluster_worker_status *st = &r->c->slot[w].st;
+    const double ms = (double)(mono_ms() - r->sent_at[w]);
+    pthread_mutex_lock(&r->c->mu);
+    st->rtt_ms_last = ms;
+    st->rtt_ms_mean = (st->rtt_ms_mean * (double)st->jobs + ms) / (double)(st->jobs + 1);
+    st->jobs++;
+    st->bytes_received += bytes_in;
+    st->bytes_sent += bytes_out;
+    pthread_mutex_unlock(&r->c->mu);
+}
+
+/* A pending slot whose worker was lost (or replaced) since the job was sent fails the job. */
+static int check_alive(struct eb_remote *r, const struct eb_job *job, struct mp_error *err)
+{
+    struct cluster *c = r->c;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int w = 0; w < r->n_slots && !rc; w++)
+        if (r->pending[w] && (!c->slot[w].st.joined || c->slot[w].gen != r->gen[w]))
+            rc = mp_error_set(err, MP_EPEER, "worker %d (%s, %s) was lost during layer %d", w,
+                              c->slot[w].st.host, c->slot[w].st.addr, job->layer);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Handles one message from the pipe; returns 0, or an error that fails the job. */
+static int on_message(struct eb_remote *r, const struct eb_job *job, uint64_t id, struct msg *m,
+                      uint64_t *bytes_in, struct mp_error *err)
+{
+    int32_t w = -1;
+    if (m->n >= 2 && msg_size(m, 0) == sizeof(w))
+        memcpy(&w, msg_data(m, 0), sizeof(w));
+    Envelope *env = msg_envelope(m, 1);
+    int rc = 0;
+    if (env && w >= 0 && w < r->n_slots && r->pending[w]) {
+        if (env->body_case == ENVELOPE__BODY_REPLY && env->reply->job == id) {
+            uint64_t b = 0;
+            rc = take_reply(r, job, w, m, env->reply, &b, err);
+            r->pending[w] = 0;
+            *bytes_in += b;
+            if (!rc)
+                record_rtt(r, w, b, 0);
+        } else if (env->body_case == ENVELOPE__BODY_ERROR && env->error->job == id) {
+            rc = mp_error_set(err, MP_EPEER, "worker %d: %s", w,
+                              env->error->message ? env->error->message : "failed");
+        }
+    }
+    if (env)
+        envelope__free_unpacked(env, NULL);
+    return rc;
+}
+
+static int gather(struct eb_remote *r, const struct eb_job *job, uint64_t id, uint64_t *bytes_in,
+                  struct mp_error *err)
+{
+    const int64_t start = mono_ms();
+    for (;;) {
+        int left = 0;
+        for (int w = 0; w < r->n_slots; w++)
+            left += r->pending[w];
+        if (!left)
+            return 0;
+        zmq_pollitem_t item = {r->c->pipe_eb, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 50) < 0 && errno != EINTR)
+            return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
+        struct msg m;
+        while (!msg_recv(r->c->pipe_eb, &m, ZMQ_DONTWAIT)) {
+            int rc = on_message(r, job, id, &m, bytes_in, err);
+            msg_close(&m);
+            if (rc)
+                return rc;
+        }
+        int rc = check_alive(r, job, err);
+        if (rc)
+            return rc;
+        if (mono_ms() - start > r->c->o.job_timeout_ms)
+            return mp_error_set(err, MP_ETIMEOUT, "layer %d: no reply from the workers in %d ms",
+                                job->layer, r->c->o.job_timeout_ms);
+    }
+}
+
+/* out[t] = ((p_0[t] + p_1[t]) + ...) over the slots that computed a part of token t. */
+static void sum_partials(struct eb_remote *r, const struct eb_job *job, float *out)
+{
+    const int64_t n_embd = job->n_embd;
+    const size_t n_max = (size_t)r->c->o.n_max;
+    memset(out, 0, (size_t)job->n_tokens * (size_t)n_embd * sizeof(float));
+    for (int w = 0; w < r->n_slots; w++)
+        for (int i = 0; i < r->n_tok[w]; i++) {
+            float *o = out + (size_t)r->tok[w * n_max + i] * n_embd;
+            const float *p = r->partial + ((size_t)w * n_max + i) * n_embd;
+            for (int64_t j = 0; j < n_embd; j++)
+                o[j] += p[j];
+        }
+}
+
+/* Claims the slots this job needs: each must hold a ready worker now. */
+static int claim_slots(struct eb_remote *r, const struct eb_job *job, struct mp_error *err)
+{
+    struct cluster *c = r->c;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int w = 0; w < r->n_slots; w++) {
+        r->pending[w] = r->n_tok[w] > 0;
+        r->gen[w] = c->slot[w].gen;
+        if (r->pending[w] && !c->slot[w].st.ready && !rc)
+            rc = mp_error_set(err, MP_EPEER, "layer %d: worker %d is not %s", job->layer, w,
+                              c->slot[w].st.joined ? "ready" : "connected");
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static int remote_run(void *self, const struct eb_job *job, float *out, struct mp_error *err)
+{
+    struct eb_remote *r = self;
+    struct cluster *c = r->c;
+    if (job->n_tokens < 0 || job->n_tokens > c->o.n_max || job->n_embd != c->m->hp.n_embd ||
+        job->layer < 0 || job->layer >= c->m->hp.n_layer || !c->m->hp.is_moe[job->layer])
+        return mp_error_set(err, MP_EINVAL, "expert job (layer %d, %d tokens) does not fit",
+                            job->layer, job->n_tokens);
+    int rc = group_by_slot(r, job, err);
+    if (!rc)
+        rc = claim_slots(r, job, err);
+    if (rc)
+        return rc;
+    const uint64_t id = ++r->next_job;
+    uint64_t bytes_out = 0, bytes_in = 0;
+    for (int w = 0; w < r->n_slots; w++) {
+        if (!r->pending[w])
+            continue;
+        uint64_t b = 0;
+        r->sent_at[w] = mono_ms();
+        if (send_job(r, job, w, id, &b))
+            return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
+        bytes_out += b;
+        pthread_mutex_lock(&c->mu);
+        c->slot[w].st.bytes_sent += b;
+        pthread_mutex_unlock(&c->mu);
+    }
+    rc = gather(r, job, id, &bytes_in, err);
+    if (rc)
+        return rc;
+    sum_partials(r, job, out);
+    pthread_mutex_lock(&c->mu);
+    c->jobs++;
+    c->token_layers += (uint64_t)job->n_tokens;
+    c->bytes += bytes_out + bytes_in;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+/* The cluster owns the backend's state: cluster_stop frees it. */
+static void remote_free(void *self)
+{
+    (void)self;
+}
+
+const struct eb_ops eb_remote_ops = {.run = remote_run, .free = remote_free};

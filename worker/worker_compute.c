@@ -1,0 +1,206 @@
+/* worker/worker_compute.c: the worker's compute thread. It holds the model (mapped from the local
+ * GGUF), the table of assigned experts and an eb_local over them; it answers the coordinator's
+ * assign and request messages that the I/O thread passes over the pipe, and replies through it.
+ * Every request is checked against the welcome's limits and its own frame sizes before use: a
+ * bad request gets an Error reply, never a crash. */
+#include "worker/worker_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "model/eb_local.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void send_error(struct worker *w, uint64_t job, int code, const char *message)
+{
+    Error e = ERROR__INIT;
+    e.job = job;
+    e.code = code;
+    e.message = (char *)message;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    msg_send_env(w->pipe_compute, &env, 0);
+}
+
+/* Reads every page of [p, p+n) so the expert is resident before the first job: the "load". */
+static uint64_t touch(const uint8_t *p, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i += 4096)
+        sum += p[i];
+    return sum;
+}
+
+static int build_table(struct worker *w, const Assign *a, uint64_t *bytes, struct mp_error *err)
+{
+    const struct model *m = w->m;
+    struct expert_table *t;
+    int rc = expert_table_new(m->hp.n_layer, m->hp.n_expert, &t, err);
+    if (rc)
+        return rc;
+    volatile uint64_t sink = 0;
+    for (size_t i = 0; i < a->n_layers; i++) {
+        const LayerExperts *le = a->layers[i];
+        for (size_t j = 0; j < le->n_experts; j++) {
+            const int32_t il = le->layer, e = le->experts[j];
+            if (il < 0 || il >= m->hp.n_layer || !m->hp.is_moe[il] || e < 0 || e >= m->hp.n_expert) {
+                expert_table_free(t);
+                return mp_error_set(err, MP_ERANGE, "assigned expert (%d, %d) out of range", il, e);
+            }
+            const struct layer *L = &m->layers[il];
+            struct expert_weights *ew = &t->w[il * m->hp.n_expert + e];
+            ew->gate = L->gate_exps.data + (size_t)e * L->gate_exps.expert_bytes;
+            ew->up = L->up_exps.data + (size_t)e * L->up_exps.expert_bytes;
+            ew->down = L->down_exps.data + (size_t)e * L->down_exps.expert_bytes;
+            sink += touch(ew->gate, L->gate_exps.expert_bytes) +
+                    touch(ew->up, L->up_exps.expert_bytes) +
+                    touch(ew->down, L->down_exps.expert_bytes);
+            *bytes += expert_bytes(m, il);
+        }
+    }
+    (void)sink;
+    expert_table_free(w->table);
+    w->table = t;
+    return 0;
+}
+
+static void on_assign(struct worker *w, const Assign *a)
+{
+    struct mp_error err = {0};
+    uint64_t bytes = 0;
+    const double t0 = now_s();
+    eb_free(&w->eb);
+    w->eb = (struct expert_backend){0};
+    int rc = build_table(w, a, &bytes, &err);
+    if (!rc)
+        rc = eb_local_new(w->m, w->table, w->tp, w->n_max, &w->eb, &err);
+    if (rc) {
+        mp_error_log("worker: cannot load the assigned experts: %s", err.msg);
+        send_error(w, 0, rc, err.msg);
+        return;
+    }
+    const double secs = now_s() - t0;
+    Ready r = READY__INIT;
+    r.n_experts = expert_table_count(w->table);
+    r.bytes = bytes;
+    r.seconds = secs;
+    r.gbps = secs > 0 ? (double)bytes / secs / 1e9 : 0;
+    mp_info("worker: loaded %lld experts, %.2f GB in %.2f s (%.2f GB/s)", (long long)r.n_experts,
+            (double)bytes / 1e9, secs, r.gbps);
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_READY;
+    env.ready = &r;
+    msg_send_env(w->pipe_compute, &env, 0);
+}
+
+/* The request's shape against the welcome's limits and the frames that came with it. */
+static int check_request(struct worker *w, const ExpertRequest *q, struct msg *m,
+                         struct mp_error *err)
+{
+    const struct hparams *hp = &w->m->hp;
+    if (!w->eb.ops)
+        return mp_error_set(err, MP_EINVAL, "request before the experts were loaded");
+    if (q->layer < 0 || q->layer >= hp->n_layer || !hp->is_moe[q->layer] || q->n_tokens < 1 ||
+        q->n_tokens > w->n_max || q->k != hp->n_expert_used || !wire_valid(q->wire, hp->n_embd))
+        return mp_error_set(err, MP_EINVAL, "bad request: layer %d, %d tokens, k %d, wire %d",
+                            q->layer, q->n_tokens, q->k, q->wire);
+    const size_t n = (size_t)q->n_tokens;
+    if (m->n != 4 || msg_size(m, 1) != n * wire_row_bytes(q->wire, hp->n_embd) ||
+        msg_size(m, 2) != n * (size_t)q->k * 4 || msg_size(m, 3) != n * (size_t)q->k * 4)
+        return mp_error_set(err, MP_EINVAL, "bad request: frame sizes do not match its header");
+    return 0;
+}
+
+static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
+{
+    struct mp_error err = {0};
+    int rc = check_request(w, q, m, &err);
+    if (rc)
+        return send_error(w, q->job, rc, err.msg);
+    const int64_t n_embd = w->m->hp.n_embd;
+    const double t0 = now_s();
+    wire_decode(q->wire, msg_data(m, 1), q->n_tokens, n_embd, w->x);
+    /* The weights frame may be unaligned for float access: copy it out. */
+    memcpy(w->weights, msg_data(m, 3), msg_size(m, 3));
+    memcpy(w->ids, msg_data(m, 2), msg_size(m, 2));
+    struct eb_job job = {.layer = q->layer, .n_tokens = q->n_tokens, .k = q->k, .n_embd = n_embd,
+                         .x = w->x, .ids = w->ids, .weights = w->weights};
+    if ((rc = eb_run(&w->eb, &job, w->out, &err)))
+        return send_error(w, q->job, rc, err.msg);
+    zmq_msg_t out;
+    const size_t len = (size_t)q->n_tokens * wire_row_bytes(q->wire, n_embd);
+    if (zmq_msg_init_size(&out, len))
+        return send_error(w, q->job, MP_ENOMEM, "out of memory for the reply");
+    wire_encode(q->wire, w->out, q->n_tokens, n_embd, zmq_msg_data(&out));
+    ExpertReply r = EXPERT_REPLY__INIT;
+    r.job = q->job;
+    r.layer = q->layer;
+    r.n_tokens = q->n_tokens;
+    r.compute_us = (uint64_t)((now_s() - t0) * 1e6);
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_REPLY;
+    env.reply = &r;
+    if (msg_send_env(w->pipe_compute, &env, 1) == 0)
+        msg_send_zmsg(w->pipe_compute, &out, 0);
+    else
+        zmq_msg_close(&out);
+}
+
+static int on_welcome(struct worker *w, const Welcome *wel)
+{
+    if (wel->n_max < 1 || wel->n_max > 65536)
+        return -1;
+    if (wel->n_max == w->n_max)
+        return 0;
+    const size_t n = (size_t)wel->n_max, n_embd = (size_t)w->m->hp.n_embd;
+    const size_t k = (size_t)w->m->hp.n_expert_used;
+    free(w->x);
+    free(w->out);
+    free(w->ids);
+    free(w->weights);
+    w->x = malloc(n * n_embd * sizeof(float));
+    w->out = malloc(n * n_embd * sizeof(float));
+    w->ids = malloc(n * k * sizeof(int32_t));
+    w->weights = malloc(n * k * sizeof(float));
+    w->n_max = w->x && w->out && w->ids && w->weights ? wel->n_max : 0;
+    eb_free(&w->eb); /* sized for the old n_max; the assign that follows makes a new one */
+    w->eb = (struct expert_backend){0};
+    return w->n_max ? 0 : -1;
+}
+
+void *worker_compute_thread(void *arg)
+{
+    struct worker *w = arg;
+    w->tp = tp_new(w->o.threads);
+    for (;;) {
+        struct msg m;
+        if (msg_recv(w->pipe_compute, &m, 0))
+            break;
+        Envelope *env = msg_envelope(&m, 0);
+        int stop = !env; /* the I/O thread sends an empty frame to stop */
+        if (env && env->body_case == ENVELOPE__BODY_WELCOME && on_welcome(w, env->welcome))
+            mp_error_log("worker: out of memory for %d-token jobs", env->welcome->n_max);
+        else if (env && env->body_case == ENVELOPE__BODY_ASSIGN && w->n_max)
+            on_assign(w, env->assign);
+        else if (env && env->body_case == ENVELOPE__BODY_REQUEST)
+            on_request(w, env->request, &m);
+        if (env)
+            envelope__free_unpacked(env, NULL);
+        msg_close(&m);
+        if (stop)
+            break;
+    }
+    eb_free(&w->eb);
+    w->eb = (struct expert_backend){0};
+    tp_free(w->tp);
+    return NULL;
+}
