@@ -24,11 +24,12 @@ int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Contiguous placement: slot w computes experts [w E / N, (w+1) E / N) of every MoE layer. The
- * placement helper's file replaces this (cluster_opts.placement_file). */
+/* Contiguous placement: holder w computes experts [w E / N, (w+1) E / N) of every MoE layer;
+ * holders are the worker slots, then the coordinator itself with local_shard. The placement
+ * helper's file replaces this (cluster_opts.placement_file). */
 static void plan_contiguous(struct cluster *c)
 {
-    const int64_t n_expert = c->m->hp.n_expert, n = c->o.expect_workers;
+    const int64_t n_expert = c->m->hp.n_expert, n = c->o.expect_workers + c->o.local_shard;
     for (int64_t il = 0; il < c->m->hp.n_layer; il++)
         for (int64_t e = 0; e < n_expert; e++)
             c->owner[il * n_expert + e] = c->m->hp.is_moe[il] ? (int32_t)(e * n / n_expert) : -1;
@@ -389,7 +390,9 @@ static int check_opts(const struct model *m, struct cluster_opts *o, struct mp_e
 {
     if (!o->endpoint || o->expect_workers < 1 || o->expect_workers > CLUSTER_MAX_WORKERS)
         return mp_error_set(err, MP_EINVAL, "--expect-workers must be 1..%d", CLUSTER_MAX_WORKERS);
-    if (o->expect_workers > m->hp.n_expert)
+    if (o->local_shard && !o->local_tp)
+        return mp_error_set(err, MP_EINVAL, "a local shard needs a thread pool");
+    if (o->expect_workers + o->local_shard > m->hp.n_expert)
         return mp_error_set(err, MP_EINVAL, "%d workers for %lld experts per layer: some would "
                             "hold none", o->expect_workers, (long long)m->hp.n_expert);
     if (!wire_valid(o->wire, m->hp.n_embd))
@@ -496,6 +499,8 @@ void cluster_status(struct cluster *c, struct cluster_status *out)
     out->bytes_per_token_layer = c->token_layers ? (double)c->bytes / (double)c->token_layers : 0;
     out->refused = c->refused;
     out->garbage = c->garbage;
+    for (int64_t i = 0; c->o.local_shard && i < c->m->hp.n_layer * c->m->hp.n_expert; i++)
+        out->local_experts += c->owner[i] == c->o.expect_workers;
     for (int s = 0; s < c->o.expect_workers; s++)
         out->w[s] = c->slot[s].st;
     pthread_mutex_unlock(&c->mu);

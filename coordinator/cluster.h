@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "kernels/tp.h"
 #include "model/expert_backend.h"
 #include "model/model.h"
 #include "proto/wire.h"
@@ -36,6 +37,10 @@ struct cluster_opts {
     int heartbeat_ms;           /* 0: 500 */
     int heartbeat_timeout_ms;   /* silence before a worker counts as dead; 0: 3000 */
     int job_timeout_ms;         /* longest wait for a live worker's reply; 0: 120000 */
+    /* The coordinator holds a share of the experts too, as if it were one more worker (the
+     * last share), computed in-process on local_tp while the workers compute theirs. */
+    bool local_shard;
+    struct tp_pool *local_tp;   /* borrowed; used from the thread that runs the backend */
 };
 
 struct cluster_worker_status {
@@ -65,6 +70,7 @@ struct cluster_status {
     double bytes_per_token_layer; /* expert traffic both ways / token_layers */
     uint64_t refused;         /* hellos refused (version, model, key, full) */
     uint64_t garbage;         /* undecodable messages ignored */
+    int64_t local_experts;    /* (layer, expert) pairs computed in-process (local_shard) */
     struct cluster_worker_status w[CLUSTER_MAX_WORKERS];
 };
 

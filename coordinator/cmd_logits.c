@@ -38,6 +38,7 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         {"ubatch", required_argument, 0, 'u'},  {"help", no_argument, 0, 'h'},
         {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
         {"wire", required_argument, 0, 'w'},    {"key", required_argument, 0, 'k'},
+        {"local-shard", no_argument, 0, 'L'},
         {0, 0, 0, 0},
     };
     int c;
@@ -59,6 +60,7 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
                 return -1;
             break;
         case 'k': a->cluster.key_file = optarg; break;
+        case 'L': a->cluster.local_shard = true; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -178,6 +180,7 @@ static int setup(struct logits_run *r, const struct logits_args *a, int n, struc
     if (a->cluster.endpoint) {
         struct cluster_opts o = a->cluster;
         o.n_max = ub;
+        o.local_tp = r->tp;
         if ((rc = cluster_start(r->m, &o, &r->cluster, err)) ||
             (rc = cluster_wait_ready(r->cluster, -1, err)))
             return rc;

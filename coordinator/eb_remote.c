@@ -9,38 +9,74 @@
 #include "coordinator/cluster_impl.h"
 #include "model/eb_local.h"
 
+/* Holders 0..n_slots-1 are worker slots; with a local shard, holder n_slots is this process. */
+#define MAX_HOLDERS (CLUSTER_MAX_WORKERS + 1)
+
 struct eb_remote {
     struct cluster *c;
     uint64_t next_job;
     int n_slots;
-    int32_t *tok;     /* [n_slots][n_max] tokens sent to each slot, in job order */
-    int n_tok[CLUSTER_MAX_WORKERS];
-    float *partial;   /* [n_slots][n_max][n_embd] each slot's partial sums */
+    int n_holders;
+    int32_t *tok;     /* [n_holders][n_max] tokens each holder computes, in job order */
+    int n_tok[MAX_HOLDERS];
+    float *partial;   /* [n_holders][n_max][n_embd] each holder's partial sums */
+    /* local shard */
+    struct expert_table *table;
+    struct expert_backend local;
+    float *lx, *lw;   /* [n_max][n_embd] gathered inputs, [n_max][k] weights */
+    int32_t *lids;    /* [n_max][k] */
     uint32_t gen[CLUSTER_MAX_WORKERS];
     int64_t sent_at[CLUSTER_MAX_WORKERS];
     int pending[CLUSTER_MAX_WORKERS];
 };
+
+/* The coordinator's own share: an eb_local over the experts the plan gives holder n_slots. */
+static int local_new(struct eb_remote *r, struct mp_error *err)
+{
+    const struct cluster *c = r->c;
+    const struct model *m = c->m;
+    int rc = expert_table_from_model(m, &r->table, err);
+    if (rc)
+        return rc;
+    for (int64_t i = 0; i < m->hp.n_layer * m->hp.n_expert; i++)
+        if (c->owner[i] != r->n_slots)
+            r->table->w[i] = (struct expert_weights){0};
+    const size_t n_max = (size_t)c->o.n_max, k = (size_t)m->hp.n_expert_used;
+    r->lx = malloc(n_max * (size_t)m->hp.n_embd * sizeof(float));
+    r->lw = malloc(n_max * k * sizeof(float));
+    r->lids = malloc(n_max * k * sizeof(int32_t));
+    if (!r->lx || !r->lw || !r->lids)
+        return mp_error_set(err, MP_ENOMEM, "out of memory for the local shard");
+    return eb_local_new(m, r->table, c->o.local_tp, c->o.n_max, &r->local, err);
+}
 
 int eb_remote_new(struct cluster *c, struct mp_error *err)
 {
     struct eb_remote *r = calloc(1, sizeof(*r));
     if (!r)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
-    const size_t n_slots = (size_t)c->o.expect_workers, n_max = (size_t)c->o.n_max;
+    const size_t n_holders = (size_t)(c->o.expect_workers + c->o.local_shard);
+    const size_t n_max = (size_t)c->o.n_max;
     r->c = c;
-    r->n_slots = (int)n_slots;
-    r->tok = malloc(n_slots * n_max * sizeof(*r->tok));
-    r->partial = malloc(n_slots * n_max * (size_t)c->m->hp.n_embd * sizeof(float));
+    r->n_slots = c->o.expect_workers;
+    r->n_holders = (int)n_holders;
+    r->tok = malloc(n_holders * n_max * sizeof(*r->tok));
+    r->partial = malloc(n_holders * n_max * (size_t)c->m->hp.n_embd * sizeof(float));
     c->eb = r;
     if (!r->tok || !r->partial)
-        return mp_error_set(err, MP_ENOMEM, "out of memory for %zu worker partial sums", n_slots);
-    return 0;
+        return mp_error_set(err, MP_ENOMEM, "out of memory for %zu partial sums", n_holders);
+    return c->o.local_shard ? local_new(r, err) : 0;
 }
 
 void eb_remote_delete(struct eb_remote *r)
 {
     if (!r)
         return;
+    eb_free(&r->local);
+    expert_table_free(r->table);
+    free(r->lx);
+    free(r->lw);
+    free(r->lids);
     free(r->tok);
     free(r->partial);
     free(r);
@@ -53,7 +89,7 @@ static int group_by_slot(struct eb_remote *r, const struct eb_job *job, struct m
     const int64_t n_expert = c->m->hp.n_expert;
     memset(r->n_tok, 0, sizeof(r->n_tok));
     for (int t = 0; t < job->n_tokens; t++) {
-        int seen[CLUSTER_MAX_WORKERS] = {0};
+        int seen[MAX_HOLDERS] = {0};
         for (int s = 0; s < job->k; s++) {
             int32_t e = job->ids[(size_t)t * job->k + s];
             if (e < 0 || e >= n_expert)
@@ -188,6 +224,22 @@ static int check_alive(struct eb_remote *r, const struct eb_job *job, struct mp_
     return rc;
 }
 
+static int run_local(struct eb_remote *r, const struct eb_job *job, struct mp_error *err)
+{
+    const struct cluster *c = r->c;
+    const int w = r->n_slots;
+    struct fill_ctx f = {.job = job, .tok = r->tok + (size_t)w * c->o.n_max, .n = r->n_tok[w],
+                         .w = w, .owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert,
+                         .wire = WIRE_F32};
+    fill_x(r->lx, &f);
+    fill_ids(r->lids, &f);
+    fill_weights(r->lw, &f);
+    struct eb_job part = {.layer = job->layer, .n_tokens = f.n, .k = job->k, .n_embd = job->n_embd,
+                          .x = r->lx, .ids = r->lids, .weights = r->lw};
+    int rc = eb_run(&r->local, &part, r->partial + (size_t)w * c->o.n_max * job->n_embd, err);
+    return rc ? mp_error_wrap(err, "local shard: ") : 0;
+}
+
 /* Handles one message from the pipe; returns 0, or an error that fails the job. */
 static int on_message(struct eb_remote *r, const struct eb_job *job, uint64_t id, struct msg *m,
                       uint64_t *bytes_in, struct mp_error *err)
@@ -250,7 +302,7 @@ static void sum_partials(struct eb_remote *r, const struct eb_job *job, float *o
     const int64_t n_embd = job->n_embd;
     const size_t n_max = (size_t)r->c->o.n_max;
     memset(out, 0, (size_t)job->n_tokens * (size_t)n_embd * sizeof(float));
-    for (int w = 0; w < r->n_slots; w++)
+    for (int w = 0; w < r->n_holders; w++)
         for (int i = 0; i < r->n_tok[w]; i++) {
             float *o = out + (size_t)r->tok[w * n_max + i] * n_embd;
             const float *p = r->partial + ((size_t)w * n_max + i) * n_embd;
@@ -303,6 +355,9 @@ static int remote_run(void *self, const struct eb_job *job, float *out, struct m
         c->slot[w].st.bytes_sent += b;
         pthread_mutex_unlock(&c->mu);
     }
+    /* The local share computes while the workers compute theirs. */
+    if (r->n_holders > r->n_slots && r->n_tok[r->n_slots] && (rc = run_local(r, job, err)))
+        return rc;
     rc = gather(r, job, id, &bytes_in, err);
     if (rc)
         return rc;

@@ -179,11 +179,13 @@ struct scenario {
     char model[512];
     char endpoint[64];
     struct cluster *c;
+    struct tp_pool *local_tp;
     pid_t w[2];
     float *ref, *got;
 };
 
-static int start(struct scenario *s, const char *name, enum wire_type wire, const char *key)
+static int start_ex(struct scenario *s, const char *name, enum wire_type wire, const char *key,
+                    bool local)
 {
     struct mp_error err = {0};
     model_path(name, s->model, sizeof(s->model));
@@ -196,7 +198,9 @@ static int start(struct scenario *s, const char *name, enum wire_type wire, cons
     snprintf(s->endpoint, sizeof(s->endpoint), "tcp://127.0.0.1:%d", free_port());
     struct cluster_opts o = {.endpoint = s->endpoint, .expect_workers = 2, .key_file = key,
                              .wire = wire, .n_max = N_PREFILL, .heartbeat_ms = 200,
-                             .heartbeat_timeout_ms = 1500};
+                             .heartbeat_timeout_ms = 1500, .local_shard = local};
+    if (local)
+        o.local_tp = s->local_tp = tp_new(1);
     if (cluster_start(s->m, &o, &s->c, &err)) {
         CHECK(0, "cluster_start: %s", err.msg);
         return -1;
@@ -214,12 +218,18 @@ static int start(struct scenario *s, const char *name, enum wire_type wire, cons
     return 0;
 }
 
+static int start(struct scenario *s, const char *name, enum wire_type wire, const char *key)
+{
+    return start_ex(s, name, wire, key, false);
+}
+
 static void finish(struct scenario *s)
 {
     for (int i = 0; i < 2; i++)
         if (s->w[i] > 0)
             stop_worker(s->w[i]);
     cluster_stop(s->c);
+    tp_free(s->local_tp);
     model_close(s->m);
     free(s->ref);
     free(s->got);
@@ -283,6 +293,23 @@ static void test_wire(const char *name)
         }
         finish(&s);
     }
+}
+
+/* The coordinator holding a third of the experts itself, beside two workers. */
+static void test_local_shard(const char *name)
+{
+    struct scenario s = {0};
+    struct mp_error err = {0};
+    int same;
+    if (start_ex(&s, name, WIRE_F32, NULL, true) == 0) {
+        double e = run_cluster(&s, &same, &err);
+        struct cluster_status st;
+        cluster_status(s.c, &st);
+        printf("%-22s local shard (%lld experts) + 2 workers: rel error %.3g%s\n", name,
+               (long long)st.local_experts, e, same ? " (bit-identical)" : "");
+        CHECK(e <= 1e-5 && st.local_experts > 0, "local shard: %g %s", e, err.msg);
+    }
+    finish(&s);
 }
 
 /* A worker lost before a job (killed or frozen): the job fails with MP_EPEER, the coordinator
@@ -442,6 +469,10 @@ int main(int argc, char **argv)
         test_wire("lfm2moe-tiny-q8_0");
         test_wire("qwen3moe-tiny-q8_0");
         test_wire("lfm2moe-small-q4_k_m");
+    }
+    if (!only || strstr(only, "local")) {
+        test_local_shard("lfm2moe-tiny-q8_0");
+        test_local_shard("qwen3moe-tiny-q8_0");
     }
     if (!only || strstr(only, "lost")) {
         test_lost_worker(SIGKILL);
