@@ -117,8 +117,7 @@ static int open_link(struct worker *w, struct link *l, struct mp_error *err)
                             zmq_strerror(errno));
     *l = (struct link){.heartbeat_ms = DEFAULT_HEARTBEAT_MS, .timeout_ms = DEFAULT_TIMEOUT_MS,
                        .hello_at = now_ms(), .next_beat = now_ms() + DEFAULT_HEARTBEAT_MS};
-    send_hello(w);
-    return 0;
+    return 0; /* hello goes out once the handshake succeeds (on_monitor) */
 }
 
 /* Handshake failures are fatal: retrying with the same key cannot succeed. */
@@ -132,7 +131,13 @@ static int on_monitor(struct worker *w, struct link *l, struct mp_error *err)
         memcpy(&event, msg_data(&m, 0), 2);
     msg_close(&m);
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        /* A new connection: a coordinator that has not welcomed us yet hears hello now. While
+         * none is up, ZeroMQ keeps reconnecting on its own. */
         l->handshake_ok = 1;
+        if (!l->welcomed) {
+            send_hello(w);
+            l->hello_at = now_ms();
+        }
         return 0;
     }
     return mp_error_set(err, MP_EPEER, "the coordinator at %s refused the connection: %s",
@@ -158,7 +163,7 @@ static int on_coordinator(struct worker *w, struct link *l, struct mp_error *err
         if (env->refuse->retry) {
             mp_info("worker: waiting: %s", env->refuse->reason);
             l->welcomed = 0;
-            l->hello_at = now_ms() - DEFAULT_TIMEOUT_MS / 3; /* hello again in a second */
+            l->hello_at = now_ms() - DEFAULT_TIMEOUT_MS + 1000; /* hello again in a second */
         } else {
             rc = mp_error_set(err, MP_EINVAL, "refused by the coordinator: %s",
                               env->refuse->reason);
@@ -192,12 +197,13 @@ static void heartbeat(struct worker *w, struct link *l)
     msg_send_env(w->dealer, &env, 0);
 }
 
-/* Rejoin when the coordinator has gone silent (restart, network) or never answered. */
+/* Rejoin when the coordinator has gone silent (restart, network), or was connected but did not
+ * answer hello. */
 static int need_rejoin(const struct link *l, int64_t now)
 {
     if (l->welcomed)
         return now - l->last_heard > l->timeout_ms;
-    return now - l->hello_at > 2 * DEFAULT_TIMEOUT_MS / 3;
+    return l->handshake_ok && now - l->hello_at > DEFAULT_TIMEOUT_MS;
 }
 
 static int io_loop(struct worker *w, struct mp_error *err)

@@ -347,6 +347,39 @@ static void test_lost_worker(int sig)
     finish(&s);
 }
 
+/* Workers started before the coordinator join when it comes up; after a coordinator restart on
+ * the same endpoint they notice the silence and join the new one. */
+static void test_restart(void)
+{
+    struct scenario s = {0};
+    struct mp_error err = {0};
+    model_path("lfm2moe-tiny-q8_0", s.model, sizeof(s.model));
+    snprintf(s.endpoint, sizeof(s.endpoint), "tcp://127.0.0.1:%d", free_port());
+    for (int i = 0; i < 2; i++) {
+        char log[300];
+        snprintf(log, sizeof(log), "%s/early%d.log", tmp_dir, i);
+        s.w[i] = spawn_worker(s.endpoint, s.model, NULL, log, NULL);
+    }
+    usleep(500000);
+    CHECK(model_open(s.model, &s.m, &err) == 0, "%s", err.msg);
+    s.ref = reference_logits(s.m);
+    s.got = malloc((size_t)N_TOK * s.m->hp.n_vocab * sizeof(float));
+    struct cluster_opts o = {.endpoint = s.endpoint, .expect_workers = 2, .n_max = N_PREFILL,
+                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 1500};
+    for (int round = 0; round < 2; round++) {
+        int same;
+        CHECK(cluster_start(s.m, &o, &s.c, &err) == 0, "start %d: %s", round, err.msg);
+        CHECK(cluster_wait_ready(s.c, 60000, &err) == 0, "round %d: %s", round, err.msg);
+        CHECK(run_cluster(&s, &same, &err) <= 1e-5, "round %d: %s", round, err.msg);
+        if (round == 0) {
+            cluster_stop(s.c);
+            s.c = NULL;
+        }
+    }
+    printf("workers joined a coordinator started after them, and its restart\n");
+    finish(&s);
+}
+
 /* Another model file, and an old protocol version: refused, the worker exits 2 saying why. */
 static void test_refusals(void)
 {
@@ -478,6 +511,8 @@ int main(int argc, char **argv)
         test_lost_worker(SIGKILL);
         test_lost_worker(SIGSTOP);
     }
+    if (!only || strstr(only, "restart"))
+        test_restart();
     if (!only || strstr(only, "refuse"))
         test_refusals();
     if (!only || strstr(only, "garbage"))
