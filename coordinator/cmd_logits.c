@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -203,6 +204,22 @@ static void teardown(struct logits_run *r)
     free(r->dump);
 }
 
+/* Speed and, for a cluster, traffic: on stderr, for people (stdout stays empty). */
+static void report(struct logits_run *r, int n, double secs)
+{
+    fprintf(stderr, "moepool logits: %d tokens in %.3f s (%.2f tok/s)\n", n, secs,
+            secs > 0 ? n / secs : 0);
+    if (!r->cluster)
+        return;
+    struct cluster_status st;
+    cluster_status(r->cluster, &st);
+    fprintf(stderr, "moepool logits: cluster wire %s: %.0f bytes per token per MoE layer\n",
+            wire_name(st.wire), st.bytes_per_token_layer);
+    for (int w = 0; w < st.expect_workers; w++)
+        fprintf(stderr, "moepool logits: worker %d (%s): %llu jobs, round trip %.3f ms mean\n", w,
+                st.w[w].host, (unsigned long long)st.w[w].jobs, st.w[w].rtt_ms_mean);
+}
+
 int cmd_logits(int argc, char **argv)
 {
     struct logits_args a;
@@ -220,8 +237,13 @@ int cmd_logits(int argc, char **argv)
     }
     kq_init();
     int rc = setup(&r, &a, n, &err);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc)
         rc = evaluate(&r, &a, ids, n, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!rc)
+        report(&r, n, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     if (!rc)
         rc = write_file(a.out, r.logits, (size_t)n * (size_t)r.m->hp.n_vocab * sizeof(float), &err);
     if (!rc && a.dump)
