@@ -435,8 +435,9 @@ int cluster_start(const struct model *m, const struct cluster_opts *o, struct cl
         cluster_stop(c);
         return rc;
     }
-    mp_info("cluster: listening on %s for %d worker(s), wire %s%s", c->o.endpoint,
-            c->o.expect_workers, wire_name(c->o.wire), c->has_key ? ", CURVE" : "");
+    mp_info("cluster: listening on %s for %d worker(s), wire %s%s%s%s", c->o.endpoint,
+            c->o.expect_workers, wire_name(c->o.wire), c->has_key ? ", CURVE" : "",
+            c->o.local_shard ? ", local shard" : "", c->o.exact ? ", exact sums" : "");
     *out = c;
     return 0;
 }

@@ -40,6 +40,10 @@ struct cluster_opts {
     /* The coordinator holds a share of the experts too, as if it were one more worker (the
      * last share), computed in-process on local_tp while the workers compute theirs. */
     bool local_shard;
+    /* Exact mode: workers return one row per (token, expert slot) instead of one partial sum per
+     * token, and the coordinator adds them in slot order as the in-process backend does: logits
+     * bit-identical to `moepool run` (f32 wire), for up to k/2 times the reply bytes. */
+    bool exact;
     struct tp_pool *local_tp;   /* borrowed; used from the thread that runs the backend */
 };
 

@@ -39,7 +39,7 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         {"ubatch", required_argument, 0, 'u'},  {"help", no_argument, 0, 'h'},
         {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
         {"wire", required_argument, 0, 'w'},    {"key", required_argument, 0, 'k'},
-        {"local-shard", no_argument, 0, 'L'},
+        {"local-shard", no_argument, 0, 'L'},   {"exact", no_argument, 0, 'E'},
         {0, 0, 0, 0},
     };
     int c;
@@ -62,6 +62,7 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
             break;
         case 'k': a->cluster.key_file = optarg; break;
         case 'L': a->cluster.local_shard = true; break;
+        case 'E': a->cluster.exact = true; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "coordinator/cluster_impl.h"
 #include "model/eb_local.h"
+#include "model/eb_slots.h"
 
 /* Holders 0..n_slots-1 are worker slots; with a local shard, holder n_slots is this process. */
 #define MAX_HOLDERS (CLUSTER_MAX_WORKERS + 1)
@@ -25,6 +26,10 @@ struct eb_remote {
     struct expert_backend local;
     float *lx, *lw;   /* [n_max][n_embd] gathered inputs, [n_max][k] weights */
     int32_t *lids;    /* [n_max][k] */
+    /* exact mode */
+    float *yslot;     /* [n_max][k][n_embd] every (token, slot)'s weighted expert output */
+    float *ltmp, *lrows; /* local eb_run_per_slot scratch: [k][n_max][n_embd] each */
+    int32_t *lids_tmp;
     uint32_t gen[CLUSTER_MAX_WORKERS];
     int64_t sent_at[CLUSTER_MAX_WORKERS];
     int pending[CLUSTER_MAX_WORKERS];
@@ -65,6 +70,15 @@ int eb_remote_new(struct cluster *c, struct mp_error *err)
     c->eb = r;
     if (!r->tok || !r->partial)
         return mp_error_set(err, MP_ENOMEM, "out of memory for %zu partial sums", n_holders);
+    if (c->o.exact) {
+        const size_t per = n_max * (size_t)c->m->hp.n_expert_used * (size_t)c->m->hp.n_embd;
+        r->yslot = malloc(per * sizeof(float));
+        r->ltmp = c->o.local_shard ? malloc(per * sizeof(float)) : NULL;
+        r->lrows = c->o.local_shard ? malloc(per * sizeof(float)) : NULL;
+        r->lids_tmp = malloc(n_max * (size_t)c->m->hp.n_expert_used * sizeof(int32_t));
+        if (!r->yslot || !r->lids_tmp || (c->o.local_shard && (!r->ltmp || !r->lrows)))
+            return mp_error_set(err, MP_ENOMEM, "out of memory for exact sums");
+    }
     return c->o.local_shard ? local_new(r, err) : 0;
 }
 
@@ -77,6 +91,10 @@ void eb_remote_delete(struct eb_remote *r)
     free(r->lx);
     free(r->lw);
     free(r->lids);
+    free(r->yslot);
+    free(r->ltmp);
+    free(r->lrows);
+    free(r->lids_tmp);
     free(r->tok);
     free(r->partial);
     free(r);
@@ -167,6 +185,7 @@ static int send_job(struct eb_remote *r, const struct eb_job *job, int w, uint64
     q.n_tokens = f.n;
     q.k = job->k;
     q.wire = c->o.wire;
+    q.per_slot = c->o.exact;
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_REQUEST;
     env.request = &q;
@@ -182,17 +201,51 @@ static int send_job(struct eb_remote *r, const struct eb_job *job, int w, uint64
     return 0;
 }
 
-/* Checks a reply's shape and decodes it into the slot's partial sums. */
+/* Rows holder w returns: one per token, or in exact mode one per (token, slot) it holds. */
+static size_t reply_rows(const struct eb_remote *r, const struct eb_job *job, int w)
+{
+    const struct cluster *c = r->c;
+    if (!c->o.exact)
+        return (size_t)r->n_tok[w];
+    const int32_t *owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert;
+    const int32_t *tok = r->tok + (size_t)w * c->o.n_max;
+    size_t n = 0;
+    for (int i = 0; i < r->n_tok[w]; i++)
+        for (int s = 0; s < job->k; s++)
+            n += owner[job->ids[(size_t)tok[i] * job->k + s]] == w;
+    return n;
+}
+
+/* Exact mode: rows in (token, slot) order go to their place in yslot. */
+static void scatter_slots(struct eb_remote *r, const struct eb_job *job, int w, const void *src,
+                          enum wire_type wire)
+{
+    const struct cluster *c = r->c;
+    const int32_t *owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert;
+    const int32_t *tok = r->tok + (size_t)w * c->o.n_max;
+    const size_t row = wire_row_bytes(wire, job->n_embd);
+    size_t at = 0;
+    for (int i = 0; i < r->n_tok[w]; i++)
+        for (int s = 0; s < job->k; s++)
+            if (owner[job->ids[(size_t)tok[i] * job->k + s]] == w)
+                wire_decode(wire, (const uint8_t *)src + at++ * row, 1, job->n_embd,
+                            r->yslot + ((size_t)tok[i] * job->k + s) * job->n_embd);
+}
+
+/* Checks a reply's shape and decodes it into the slot's partial sums (or yslot). */
 static int take_reply(struct eb_remote *r, const struct eb_job *job, int w, struct msg *m,
                       const ExpertReply *rep, uint64_t *bytes, struct mp_error *err)
 {
     const struct cluster *c = r->c;
-    const size_t want = (size_t)r->n_tok[w] * wire_row_bytes(c->o.wire, job->n_embd);
+    const size_t want = reply_rows(r, job, w) * wire_row_bytes(c->o.wire, job->n_embd);
     if (rep->n_tokens != r->n_tok[w] || m->n != 3 || msg_size(m, 2) != want)
         return mp_error_set(err, MP_EPEER, "worker %d sent a malformed reply for layer %d", w,
                             job->layer);
-    wire_decode(c->o.wire, msg_data(m, 2), r->n_tok[w], job->n_embd,
-                r->partial + (size_t)w * c->o.n_max * job->n_embd);
+    if (c->o.exact)
+        scatter_slots(r, job, w, msg_data(m, 2), c->o.wire);
+    else
+        wire_decode(c->o.wire, msg_data(m, 2), r->n_tok[w], job->n_embd,
+                    r->partial + (size_t)w * c->o.n_max * job->n_embd);
     *bytes += msg_size(m, 1) + want;
     return 0;
 }
@@ -236,7 +289,14 @@ static int run_local(struct eb_remote *r, const struct eb_job *job, struct mp_er
     fill_weights(r->lw, &f);
     struct eb_job part = {.layer = job->layer, .n_tokens = f.n, .k = job->k, .n_embd = job->n_embd,
                           .x = r->lx, .ids = r->lids, .weights = r->lw};
-    int rc = eb_run(&r->local, &part, r->partial + (size_t)w * c->o.n_max * job->n_embd, err);
+    int rc, n_rows;
+    if (!c->o.exact) {
+        rc = eb_run(&r->local, &part, r->partial + (size_t)w * c->o.n_max * job->n_embd, err);
+    } else {
+        rc = eb_run_per_slot(&r->local, &part, r->lids_tmp, r->ltmp, r->lrows, &n_rows, err);
+        if (!rc)
+            scatter_slots(r, job, w, r->lrows, WIRE_F32);
+    }
     return rc ? mp_error_wrap(err, "local shard: ") : 0;
 }
 
@@ -361,7 +421,10 @@ static int remote_run(void *self, const struct eb_job *job, float *out, struct m
     rc = gather(r, job, id, &bytes_in, err);
     if (rc)
         return rc;
-    sum_partials(r, job, out);
+    if (c->o.exact)
+        eb_mix_slots(r->yslot, job->n_tokens, job->k, job->n_embd, out);
+    else
+        sum_partials(r, job, out);
     pthread_mutex_lock(&c->mu);
     c->jobs++;
     c->token_layers += (uint64_t)job->n_tokens;

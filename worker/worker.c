@@ -303,6 +303,8 @@ int worker_run(const struct worker_opts *o, struct mp_error *err)
     free(w->out);
     free(w->ids);
     free(w->weights);
+    free(w->slot_tmp);
+    free(w->ids_tmp);
     free(w);
     return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "model/eb_local.h"
+#include "model/eb_slots.h"
 
 static double now_s(void)
 {
@@ -120,6 +121,17 @@ static int check_request(struct worker *w, const ExpertRequest *q, struct msg *m
     return 0;
 }
 
+/* Exact mode's scratch: k slot outputs per token, then as many reply rows. */
+static int per_slot_buffers(struct worker *w)
+{
+    if (w->slot_tmp)
+        return 0;
+    const size_t k = (size_t)w->m->hp.n_expert_used, n = (size_t)w->n_max;
+    w->slot_tmp = malloc(2 * k * n * (size_t)w->m->hp.n_embd * sizeof(float));
+    w->ids_tmp = malloc(k * n * sizeof(int32_t));
+    return w->slot_tmp && w->ids_tmp ? 0 : -1;
+}
+
 static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
 {
     struct mp_error err = {0};
@@ -134,13 +146,22 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
     memcpy(w->ids, msg_data(m, 2), msg_size(m, 2));
     struct eb_job job = {.layer = q->layer, .n_tokens = q->n_tokens, .k = q->k, .n_embd = n_embd,
                          .x = w->x, .ids = w->ids, .weights = w->weights};
-    if ((rc = eb_run(&w->eb, &job, w->out, &err)))
+    int n_rows = q->n_tokens;
+    if (q->per_slot)
+        rc = per_slot_buffers(w) ? mp_error_set(&err, MP_ENOMEM, "out of memory (exact mode)")
+                                 : eb_run_per_slot(&w->eb, &job, w->ids_tmp, w->slot_tmp,
+                                                   w->slot_tmp + (size_t)q->k * w->n_max * n_embd,
+                                                   &n_rows, &err);
+    else
+        rc = eb_run(&w->eb, &job, w->out, &err);
+    if (rc)
         return send_error(w, q->job, rc, err.msg);
+    const float *rows = q->per_slot ? w->slot_tmp + (size_t)q->k * w->n_max * n_embd : w->out;
     zmq_msg_t out;
-    const size_t len = (size_t)q->n_tokens * wire_row_bytes(q->wire, n_embd);
+    const size_t len = (size_t)n_rows * wire_row_bytes(q->wire, n_embd);
     if (zmq_msg_init_size(&out, len))
         return send_error(w, q->job, MP_ENOMEM, "out of memory for the reply");
-    wire_encode(q->wire, w->out, q->n_tokens, n_embd, zmq_msg_data(&out));
+    wire_encode(q->wire, rows, n_rows, n_embd, zmq_msg_data(&out));
     ExpertReply r = EXPERT_REPLY__INIT;
     r.job = q->job;
     r.layer = q->layer;
@@ -167,6 +188,10 @@ static int on_welcome(struct worker *w, const Welcome *wel)
     free(w->out);
     free(w->ids);
     free(w->weights);
+    free(w->slot_tmp);
+    free(w->ids_tmp);
+    w->slot_tmp = NULL;
+    w->ids_tmp = NULL;
     w->x = malloc(n * n_embd * sizeof(float));
     w->out = malloc(n * n_embd * sizeof(float));
     w->ids = malloc(n * k * sizeof(int32_t));

@@ -29,6 +29,8 @@ struct worker {
     int n_max;
     float *x, *out, *weights;
     int32_t *ids;
+    float *slot_tmp;   /* [k][n_max][n_embd], exact mode only (allocated on first use) */
+    int32_t *ids_tmp;  /* [n_max][k] */
 };
 
 void *worker_compute_thread(void *arg);

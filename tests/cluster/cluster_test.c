@@ -185,7 +185,7 @@ struct scenario {
 };
 
 static int start_ex(struct scenario *s, const char *name, enum wire_type wire, const char *key,
-                    bool local)
+                    bool local, bool exact)
 {
     struct mp_error err = {0};
     model_path(name, s->model, sizeof(s->model));
@@ -198,7 +198,8 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
     snprintf(s->endpoint, sizeof(s->endpoint), "tcp://127.0.0.1:%d", free_port());
     struct cluster_opts o = {.endpoint = s->endpoint, .expect_workers = 2, .key_file = key,
                              .wire = wire, .n_max = N_PREFILL, .heartbeat_ms = 200,
-                             .heartbeat_timeout_ms = 1500, .local_shard = local};
+                             .heartbeat_timeout_ms = 1500, .local_shard = local,
+                             .exact = exact};
     if (local)
         o.local_tp = s->local_tp = tp_new(1);
     if (cluster_start(s->m, &o, &s->c, &err)) {
@@ -220,7 +221,7 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
 
 static int start(struct scenario *s, const char *name, enum wire_type wire, const char *key)
 {
-    return start_ex(s, name, wire, key, false);
+    return start_ex(s, name, wire, key, false, false);
 }
 
 static void finish(struct scenario *s)
@@ -295,19 +296,22 @@ static void test_wire(const char *name)
     }
 }
 
-/* The coordinator holding a third of the experts itself, beside two workers. */
-static void test_local_shard(const char *name)
+/* The coordinator holding a third of the experts itself, beside two workers; and exact mode,
+ * whose per-(token, slot) rows added in slot order must give bit-identical logits. */
+static void test_local_exact(const char *name, bool local, bool exact)
 {
     struct scenario s = {0};
     struct mp_error err = {0};
-    int same;
-    if (start_ex(&s, name, WIRE_F32, NULL, true) == 0) {
+    int same = 0;
+    if (start_ex(&s, name, WIRE_F32, NULL, local, exact) == 0) {
         double e = run_cluster(&s, &same, &err);
         struct cluster_status st;
         cluster_status(s.c, &st);
-        printf("%-22s local shard (%lld experts) + 2 workers: rel error %.3g%s\n", name,
-               (long long)st.local_experts, e, same ? " (bit-identical)" : "");
-        CHECK(e <= 1e-5 && st.local_experts > 0, "local shard: %g %s", e, err.msg);
+        printf("%-22s %s%s + 2 workers: rel error %.3g%s, %.0f bytes/token/layer\n", name,
+               local ? "local shard" : "", exact ? " exact" : "", e,
+               same ? " (bit-identical)" : "", st.bytes_per_token_layer);
+        CHECK(e <= 1e-5 && (!local || st.local_experts > 0), "%s: %g %s", name, e, err.msg);
+        CHECK(!exact || same, "%s: exact mode is not bit-identical", name);
     }
     finish(&s);
 }
@@ -504,8 +508,11 @@ int main(int argc, char **argv)
         test_wire("lfm2moe-small-q4_k_m");
     }
     if (!only || strstr(only, "local")) {
-        test_local_shard("lfm2moe-tiny-q8_0");
-        test_local_shard("qwen3moe-tiny-q8_0");
+        test_local_exact("lfm2moe-tiny-q8_0", true, false);
+        test_local_exact("qwen3moe-tiny-q8_0", true, false);
+        test_local_exact("lfm2moe-small-q4_k_m", false, true);
+        test_local_exact("lfm2moe-small-q4_k_m", true, true);
+        test_local_exact("qwen3moe-tiny-q4_k_m", false, true);
     }
     if (!only || strstr(only, "lost")) {
         test_lost_worker(SIGKILL);
