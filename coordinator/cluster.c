@@ -365,6 +365,10 @@ static int open_sockets(struct cluster *c, struct mp_error *err)
         return rc;
     c->router = zmq_socket(c->ctx, ZMQ_ROUTER);
     zmq_setsockopt(c->router, ZMQ_LINGER, &zero, sizeof(zero));
+    /* A peer cannot make us buffer more than the largest legitimate reply (exact mode: a row of
+     * f32 per token and slot) plus slack for headers. */
+    int64_t max_msg = (int64_t)c->o.n_max * c->m->hp.n_expert_used * c->m->hp.n_embd * 4 + (1 << 20);
+    zmq_setsockopt(c->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
     if (c->has_key && (rc = keyfile_apply_server(c->router, &c->key, err)))
         return rc;
     snprintf(name, sizeof(name), "inproc://cluster-monitor-%p", (void *)c);
