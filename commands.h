@@ -11,5 +11,6 @@ int cmd_synth(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_placement(int argc, char **argv);
 
 #endif

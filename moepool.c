@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
     {"worker", cmd_worker, "join a coordinator and compute its experts"},
     {"keygen", cmd_keygen, "write a CURVE key for an encrypted cluster"},
+    {"placement", cmd_placement, "plan expert placement over workers; record routing statistics"},
 };
 
 static void usage(FILE *out)

@@ -7,7 +7,8 @@
  * written read as zeros: the non-expert tensors a worker never uses). A record
  * DIR/<fingerprint>.ranges lists the ranges present, so a restart fetches only what is missing.
  * Data is made durable (fdatasync) before the record names it: after a crash the record may miss
- * a range that is present, never claim one that is not.
+ * a range that is present, never claim one that is not. A worker receiving the header can check
+ * it against the coordinator's fingerprint with fingerprint_bytes before writing it.
  *
  * Default DIR: $XDG_CACHE_HOME/moepool, else $HOME/.cache/moepool. */
 #ifndef SHARD_CACHE_H
@@ -48,8 +49,14 @@ int shard_cache_write(struct shard_cache *c, uint64_t offset, const void *data, 
 /* Marks everything written so far complete: fdatasync of the data, then the record. */
 int shard_cache_sync(struct shard_cache *c, struct mp_error *err);
 
-/* The header range [0, data_offset) is present and its fingerprint matches: the file can be
- * opened with model_open. header_len receives data_offset. */
-int shard_cache_header_ok(const struct shard_cache *c, struct mp_error *err);
+/* Checks that the file can stand in for the model: its header parses, the header bytes
+ * [0, data_offset) are recorded present and their fingerprint is the cache's. */
+int shard_cache_check_header(const struct shard_cache *c, struct mp_error *err);
+
+/* The file ranges a worker holding experts[0..n) of m needs: the header [0, data_offset) and each
+ * expert's gate/up/down slices, merged and in offset order (*out malloc'ed). The worker computes
+ * it once the header is cached (model_open on the cache file), then asks for what is missing. */
+int shard_file_ranges(const struct model *m, const struct expert_ref *experts, size_t n,
+                      struct file_range **out, size_t *n_out, struct mp_error *err);
 
 #endif
