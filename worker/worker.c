@@ -297,7 +297,6 @@ int worker_run(const struct worker_opts *o, struct mp_error *err)
         zmq_close(w->pipe_compute);
     if (w->ctx)
         zmq_ctx_term(w->ctx);
-    expert_table_free(w->table);
     model_close(w->m);
     free(w->x);
     free(w->out);

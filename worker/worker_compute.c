@@ -1,5 +1,6 @@
-/* worker/worker_compute.c: the worker's compute thread. It holds the model (mapped from the local
- * GGUF), the table of assigned experts and an eb_local over them; it answers the coordinator's
+/* worker/worker_compute.c: the worker's compute thread. It holds the model (its GGUF mapped for
+ * shapes and types), the assigned experts read into NUMA-local memory (worker/shard_load.h) and
+ * the shard's expert backend (worker/shard_backend.h); it answers the coordinator's
  * assign and request messages that the I/O thread passes over the pipe, and replies through it.
  * Every request is checked against the welcome's limits and its own frame sizes before use: a
  * bad request gets an Error reply, never a crash. */
@@ -32,71 +33,88 @@ static void send_error(struct worker *w, uint64_t job, int code, const char *mes
     msg_send_env(w->pipe_compute, &env, 0);
 }
 
-/* Reads every page of [p, p+n) so the expert is resident before the first job: the "load". */
-static uint64_t touch(const uint8_t *p, size_t n)
+/* The assignment as expert refs, each checked against the model. */
+static int assigned_refs(const struct model *m, const Assign *a, struct expert_ref **out,
+                         size_t *n_out, struct mp_error *err)
 {
-    uint64_t sum = 0;
-    for (size_t i = 0; i < n; i += 4096)
-        sum += p[i];
-    return sum;
-}
-
-static int build_table(struct worker *w, const Assign *a, uint64_t *bytes, struct mp_error *err)
-{
-    const struct model *m = w->m;
-    struct expert_table *t;
-    int rc = expert_table_new(m->hp.n_layer, m->hp.n_expert, &t, err);
-    if (rc)
-        return rc;
-    volatile uint64_t sink = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_layers; i++)
+        n += a->layers[i]->n_experts;
+    struct expert_ref *refs = malloc((n ? n : 1) * sizeof(*refs));
+    if (!refs)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    n = 0;
     for (size_t i = 0; i < a->n_layers; i++) {
         const LayerExperts *le = a->layers[i];
         for (size_t j = 0; j < le->n_experts; j++) {
             const int32_t il = le->layer, e = le->experts[j];
             if (il < 0 || il >= m->hp.n_layer || !m->hp.is_moe[il] || e < 0 || e >= m->hp.n_expert) {
-                expert_table_free(t);
+                free(refs);
                 return mp_error_set(err, MP_ERANGE, "assigned expert (%d, %d) out of range", il, e);
             }
-            const struct layer *L = &m->layers[il];
-            struct expert_weights *ew = &t->w[il * m->hp.n_expert + e];
-            ew->gate = L->gate_exps.data + (size_t)e * L->gate_exps.expert_bytes;
-            ew->up = L->up_exps.data + (size_t)e * L->up_exps.expert_bytes;
-            ew->down = L->down_exps.data + (size_t)e * L->down_exps.expert_bytes;
-            sink += touch(ew->gate, L->gate_exps.expert_bytes) +
-                    touch(ew->up, L->up_exps.expert_bytes) +
-                    touch(ew->down, L->down_exps.expert_bytes);
-            *bytes += expert_bytes(m, il);
+            refs[n++] = (struct expert_ref){.il = il, .expert = e};
         }
     }
-    (void)sink;
-    expert_table_free(w->table);
-    w->table = t;
+    *out = refs;
+    *n_out = n;
     return 0;
 }
 
+/* A progress line at most twice a second while the shard loads. */
+struct progress {
+    double last;
+};
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct progress *p = ctx;
+    const double t = now_s();
+    if (t - p->last < 0.5 && done < total)
+        return;
+    p->last = t;
+    mp_info("worker: loading experts: %.2f of %.2f GB (%.0f%%)", (double)done / 1e9,
+            (double)total / 1e9, total ? 100.0 * (double)done / (double)total : 100.0);
+}
+
+static void free_shard(struct worker *w)
+{
+    eb_free(&w->eb);
+    w->eb = (struct expert_backend){0};
+    shard_free(w->shard);
+    w->shard = NULL;
+}
+
+/* Reads the assigned experts into NUMA-local memory (worker/shard_load.h, liburing) and puts the
+ * shard's backend (one eb_local per node) behind them. */
 static void on_assign(struct worker *w, const Assign *a)
 {
     struct mp_error err = {0};
-    uint64_t bytes = 0;
-    const double t0 = now_s();
-    eb_free(&w->eb);
-    w->eb = (struct expert_backend){0};
-    int rc = build_table(w, a, &bytes, &err);
+    struct expert_ref *refs = NULL;
+    size_t n = 0;
+    struct progress prog = {.last = now_s()};
+    struct shard_read_opts opts = {.progress = on_progress, .progress_ctx = &prog};
+    free_shard(w);
+    int rc = assigned_refs(w->m, a, &refs, &n, &err);
     if (!rc)
-        rc = eb_local_new(w->m, w->table, w->tp, w->n_max, &w->eb, &err);
+        rc = shard_load(w->o.model_path, w->m, refs, n, w->numa, &opts, &w->shard, &err);
+    if (!rc)
+        rc = shard_backend_new(w->m, w->shard, w->o.threads, w->n_max, &w->eb, &err);
+    free(refs);
     if (rc) {
+        free_shard(w);
         mp_error_log("worker: cannot load the assigned experts: %s", err.msg);
         send_error(w, 0, rc, err.msg);
         return;
     }
-    const double secs = now_s() - t0;
+    const struct shard_read_stats *st = &w->shard->stats;
     Ready r = READY__INIT;
-    r.n_experts = expert_table_count(w->table);
-    r.bytes = bytes;
-    r.seconds = secs;
-    r.gbps = secs > 0 ? (double)bytes / secs / 1e9 : 0;
-    mp_info("worker: loaded %lld experts, %.2f GB in %.2f s (%.2f GB/s)", (long long)r.n_experts,
-            (double)bytes / 1e9, secs, r.gbps);
+    r.n_experts = expert_table_count(w->shard->table);
+    r.bytes = st->bytes;
+    r.seconds = st->seconds;
+    r.gbps = st->gb_per_s;
+    mp_info("worker: loaded %lld experts, %.2f GB in %.2f s (%.2f GB/s%s) on %d NUMA node(s)",
+            (long long)r.n_experts, (double)st->bytes / 1e9, st->seconds, st->gb_per_s,
+            st->direct ? ", O_DIRECT" : ", buffered", w->shard->n_nodes);
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_READY;
     env.ready = &r;
@@ -197,15 +215,16 @@ static int on_welcome(struct worker *w, const Welcome *wel)
     w->ids = malloc(n * k * sizeof(int32_t));
     w->weights = malloc(n * k * sizeof(float));
     w->n_max = w->x && w->out && w->ids && w->weights ? wel->n_max : 0;
-    eb_free(&w->eb); /* sized for the old n_max; the assign that follows makes a new one */
-    w->eb = (struct expert_backend){0};
+    free_shard(w); /* sized for the old n_max; the assign that follows loads it again */
     return w->n_max ? 0 : -1;
 }
 
 void *worker_compute_thread(void *arg)
 {
     struct worker *w = arg;
-    w->tp = tp_new(w->o.threads);
+    struct mp_error err = {0};
+    if (numa_open(&w->numa, &err))
+        mp_warn("worker: no NUMA topology (%s); one node, unbound memory", err.msg);
     for (;;) {
         struct msg m;
         if (msg_recv(w->pipe_compute, &m, 0))
@@ -224,8 +243,7 @@ void *worker_compute_thread(void *arg)
         if (stop)
             break;
     }
-    eb_free(&w->eb);
-    w->eb = (struct expert_backend){0};
-    tp_free(w->tp);
+    free_shard(w);
+    numa_close(w->numa);
     return NULL;
 }

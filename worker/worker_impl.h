@@ -10,6 +10,8 @@
 #include "proto/keyfile.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
+#include "worker/shard_load.h"
+#include "worker/shard_backend.h"
 #include "worker/worker.h"
 
 struct worker {
@@ -23,8 +25,8 @@ struct worker {
     int has_key;
     struct cluster_key key;
     /* compute thread only */
-    struct tp_pool *tp;
-    struct expert_table *table;
+    struct numa_topo *numa;
+    struct shard *shard;
     struct expert_backend eb;
     int n_max;
     float *x, *out, *weights;
