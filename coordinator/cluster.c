@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "coordinator/placement.h"
 #include "model/fingerprint.h"
 
 #ifndef MOEPOOL_VERSION
@@ -32,7 +33,43 @@ static void plan_contiguous(struct cluster *c)
     const int64_t n_expert = c->m->hp.n_expert, n = c->o.expect_workers + c->o.local_shard;
     for (int64_t il = 0; il < c->m->hp.n_layer; il++)
         for (int64_t e = 0; e < n_expert; e++)
-            c->owner[il * n_expert + e] = c->m->hp.is_moe[il] ? (int32_t)(e * n / n_expert) : -1;
+            c->holders[il * n_expert + e] = c->m->hp.is_moe[il] ? 1ull << (e * n / n_expert) : 0;
+}
+
+/* A placement file: its workers in file order are the slots, except "local" (the local shard,
+ * which local_shard must enable). Experts with several holders are replicas: eb_remote gives
+ * each (token, slot) to the least busy ready holder. */
+static int plan_from_file(struct cluster *c, struct mp_error *err)
+{
+    struct placement *p = NULL;
+    int rc = place_load(c->o.placement_file, &p, err);
+    if (!rc)
+        rc = place_check_model(p, c->m, c->fingerprint, err);
+    const int local = rc ? -1 : place_worker_index(p, PLACE_LOCAL);
+    if (!rc && p->n_workers - (local >= 0) != c->o.expect_workers)
+        rc = mp_error_set(err, MP_EINVAL, "%s names %d workers, --expect-workers is %d",
+                          c->o.placement_file, p->n_workers - (local >= 0), c->o.expect_workers);
+    if (!rc && (local >= 0) != c->o.local_shard)
+        rc = mp_error_set(err, MP_EINVAL, "%s: worker \"%s\" %s", c->o.placement_file,
+                          PLACE_LOCAL, local >= 0 ? "is listed: use --local-shard" :
+                          "is missing but --local-shard was given");
+    int holder_of[PLACE_MAX_WORKERS];
+    for (int w = 0, slot = 0; !rc && w < p->n_workers; w++)
+        holder_of[w] = w == local ? c->o.expect_workers : slot++;
+    for (int il = 0; !rc && il < c->m->hp.n_layer; il++) {
+        const int ml = model_moe_index(c->m, il);
+        for (int64_t e = 0; ml >= 0 && e < c->m->hp.n_expert; e++) {
+            uint64_t set = place_holders(p, ml, (int)e), bits = 0;
+            for (int w = 0; w < p->n_workers; w++)
+                if (set >> w & 1)
+                    bits |= 1ull << holder_of[w];
+            c->holders[il * c->m->hp.n_expert + e] = bits;
+        }
+    }
+    if (rc)
+        mp_error_wrap(err, "placement: ");
+    place_free(p);
+    return rc;
 }
 
 static int find_slot(struct cluster *c, const void *id, size_t len)
@@ -91,7 +128,7 @@ static void send_assign(struct cluster *c, const void *id, size_t len, int s, in
         layers[a.n_layers].layer = (int32_t)il;
         layers[a.n_layers].experts = ids + il * n_expert;
         for (int64_t e = 0; e < n_expert; e++)
-            if (c->owner[il * n_expert + e] == s)
+            if (c->holders[il * n_expert + e] >> s & 1)
                 layers[a.n_layers].experts[layers[a.n_layers].n_experts++] = (int32_t)e;
         if (layers[a.n_layers].n_experts) {
             *n_out += (int64_t)layers[a.n_layers].n_experts;
@@ -402,8 +439,6 @@ static int check_opts(const struct model *m, struct cluster_opts *o, struct mp_e
     if (!wire_valid(o->wire, m->hp.n_embd))
         return mp_error_set(err, MP_EINVAL, "wire format %d cannot carry rows of %lld", o->wire,
                             (long long)m->hp.n_embd);
-    if (o->placement_file)
-        return mp_error_set(err, MP_EUNSUPPORTED, "placement files are not supported yet");
     o->n_max = o->n_max > 0 ? o->n_max : 512;
     o->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 500;
     o->heartbeat_timeout_ms = o->heartbeat_timeout_ms > 0 ? o->heartbeat_timeout_ms : 3000;
@@ -422,14 +457,16 @@ int cluster_start(const struct model *m, const struct cluster_opts *o, struct cl
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->changed, NULL);
     fingerprint_hex(fingerprint_gguf(m->gguf), c->fingerprint);
-    c->owner = malloc((size_t)(m->hp.n_layer * m->hp.n_expert) * sizeof(*c->owner));
-    int rc = c->owner ? check_opts(m, &c->o, err) : mp_error_set(err, MP_ENOMEM, "out of memory");
+    c->holders = calloc((size_t)(m->hp.n_layer * m->hp.n_expert), sizeof(*c->holders));
+    int rc = c->holders ? check_opts(m, &c->o, err) : mp_error_set(err, MP_ENOMEM, "out of memory");
     if (!rc && o->key_file && (rc = keyfile_read(o->key_file, &c->key, err)) == 0)
         c->has_key = 1;
-    if (!rc) {
+    if (!rc && c->o.placement_file)
+        rc = plan_from_file(c, err);
+    else if (!rc)
         plan_contiguous(c);
+    if (!rc)
         rc = open_sockets(c, err);
-    }
     if (!rc)
         rc = eb_remote_new(c, err);
     if (!rc && pthread_create(&c->thread, NULL, cluster_thread, c))
@@ -505,7 +542,7 @@ void cluster_status(struct cluster *c, struct cluster_status *out)
     out->refused = c->refused;
     out->garbage = c->garbage;
     for (int64_t i = 0; c->o.local_shard && i < c->m->hp.n_layer * c->m->hp.n_expert; i++)
-        out->local_experts += c->owner[i] == c->o.expect_workers;
+        out->local_experts += c->holders[i] >> c->o.expect_workers & 1;
     for (int s = 0; s < c->o.expect_workers; s++)
         out->w[s] = c->slot[s].st;
     pthread_mutex_unlock(&c->mu);
@@ -532,6 +569,6 @@ void cluster_stop(struct cluster *c)
         zmq_ctx_term(c->ctx);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->changed);
-    free(c->owner);
+    free(c->holders);
     free(c);
 }

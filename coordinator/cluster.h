@@ -25,13 +25,14 @@
 #include "model/model.h"
 #include "proto/wire.h"
 
-#define CLUSTER_MAX_WORKERS 64
+#define CLUSTER_MAX_WORKERS 63 /* + the local shard: 64 holders, one bit each */
 
 struct cluster_opts {
     const char *endpoint;       /* e.g. "tcp://0.0.0.0:5555" */
     int expect_workers;         /* 1..CLUSTER_MAX_WORKERS slots */
     const char *key_file;       /* CURVE key from `moepool keygen`, or NULL for plain TCP */
-    const char *placement_file; /* reserved for the placement helper; NULL: contiguous */
+    const char *placement_file; /* coordinator/placement.h JSON; NULL: contiguous. Its workers
+                                 * in file order are the slots; "local" is the local shard */
     enum wire_type wire;        /* activation format both ways (WIRE_F32 by default) */
     int n_max;                  /* most tokens per job (the forward pass's batch); 0: 512 */
     int heartbeat_ms;           /* 0: 500 */

@@ -28,7 +28,9 @@ struct cluster {
     const struct model *m;
     struct cluster_opts o;
     char fingerprint[33];
-    int32_t *owner;     /* [n_layer][n_expert]: the slot computing each expert, -1 none */
+    /* [n_layer][n_expert]: bit w set when holder w holds the expert. Holders are the worker
+     * slots 0..expect_workers-1, then the coordinator's local shard (bit expect_workers). */
+    uint64_t *holders;
     void *ctx;
     void *router;       /* thread: workers */
     void *pipe_thread;  /* thread end of the inproc pipe to eb_remote */

@@ -19,6 +19,8 @@ struct eb_remote {
     int n_slots;
     int n_holders;
     int32_t *tok;     /* [n_holders][n_max] tokens each holder computes, in job order */
+    int8_t *holder;   /* [n_max][k] the holder chosen for each (token, slot) of the job */
+    uint64_t ready;   /* holders able to take work now (bit per holder) */
     int n_tok[MAX_HOLDERS];
     float *partial;   /* [n_holders][n_max][n_embd] each holder's partial sums */
     /* local shard */
@@ -44,7 +46,7 @@ static int local_new(struct eb_remote *r, struct mp_error *err)
     if (rc)
         return rc;
     for (int64_t i = 0; i < m->hp.n_layer * m->hp.n_expert; i++)
-        if (c->owner[i] != r->n_slots)
+        if (!(c->holders[i] >> r->n_slots & 1))
             r->table->w[i] = (struct expert_weights){0};
     const size_t n_max = (size_t)c->o.n_max, k = (size_t)m->hp.n_expert_used;
     r->lx = malloc(n_max * (size_t)m->hp.n_embd * sizeof(float));
@@ -66,9 +68,10 @@ int eb_remote_new(struct cluster *c, struct mp_error *err)
     r->n_slots = c->o.expect_workers;
     r->n_holders = (int)n_holders;
     r->tok = malloc(n_holders * n_max * sizeof(*r->tok));
+    r->holder = malloc(n_max * (size_t)c->m->hp.n_expert_used);
     r->partial = malloc(n_holders * n_max * (size_t)c->m->hp.n_embd * sizeof(float));
     c->eb = r;
-    if (!r->tok || !r->partial)
+    if (!r->tok || !r->partial || !r->holder)
         return mp_error_set(err, MP_ENOMEM, "out of memory for %zu partial sums", n_holders);
     if (c->o.exact) {
         const size_t per = n_max * (size_t)c->m->hp.n_expert_used * (size_t)c->m->hp.n_embd;
@@ -96,11 +99,36 @@ void eb_remote_delete(struct eb_remote *r)
     free(r->lrows);
     free(r->lids_tmp);
     free(r->tok);
+    free(r->holder);
     free(r->partial);
     free(r);
 }
 
-/* Which slots each token needs, and the token lists per slot. */
+/* Of the ready holders in set, the one with the fewest tokens of this job so far (replicas share
+ * the work; a lost replica's share goes to the others); ties to the lowest index. -1: none. */
+static int choose_holder(const struct eb_remote *r, uint64_t set)
+{
+    int best = -1;
+    set &= r->ready;
+    for (int w = 0; set; w++, set >>= 1)
+        if ((set & 1) && (best < 0 || r->n_tok[w] < r->n_tok[best]))
+            best = w;
+    return best;
+}
+
+/* Which holders are ready now: the local shard always, slots with a loaded worker. */
+static void snapshot_ready(struct eb_remote *r)
+{
+    struct cluster *c = r->c;
+    r->ready = r->n_holders > r->n_slots ? 1ull << r->n_slots : 0;
+    pthread_mutex_lock(&c->mu);
+    for (int w = 0; w < r->n_slots; w++)
+        if (c->slot[w].st.ready)
+            r->ready |= 1ull << w;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Which holders each token needs, and the token lists per holder. */
 static int group_by_slot(struct eb_remote *r, const struct eb_job *job, struct mp_error *err)
 {
     const struct cluster *c = r->c;
@@ -113,10 +141,11 @@ static int group_by_slot(struct eb_remote *r, const struct eb_job *job, struct m
             if (e < 0 || e >= n_expert)
                 return mp_error_set(err, MP_ERANGE, "layer %d: expert id %d out of range",
                                     job->layer, (int)e);
-            int w = c->owner[(int64_t)job->layer * n_expert + e];
+            int w = choose_holder(r, c->holders[(int64_t)job->layer * n_expert + e]);
             if (w < 0)
-                return mp_error_set(err, MP_ENOTFOUND, "layer %d expert %d: no worker holds it",
+                return mp_error_set(err, MP_EPEER, "layer %d expert %d: no ready worker holds it",
                                     job->layer, (int)e);
+            r->holder[(size_t)t * job->k + s] = (int8_t)w;
             if (!seen[w]++)
                 r->tok[(size_t)w * c->o.n_max + r->n_tok[w]++] = t;
         }
@@ -138,7 +167,7 @@ struct fill_ctx {
     const int32_t *tok;
     int n;
     int w;
-    const int32_t *owner; /* this layer's [n_expert] */
+    const int8_t *holder; /* [n_tokens][k] chosen holders */
     enum wire_type wire;
 };
 
@@ -159,7 +188,7 @@ static void fill_ids(void *dst, void *arg)
     for (int i = 0; i < f->n; i++)
         for (int s = 0; s < k; s++) {
             int32_t e = f->job->ids[(size_t)f->tok[i] * k + s];
-            ids[(size_t)i * k + s] = f->owner[e] == f->w ? e : EB_SLOT_SKIP;
+            ids[(size_t)i * k + s] = f->holder[(size_t)f->tok[i] * k + s] == f->w ? e : EB_SLOT_SKIP;
         }
 }
 
@@ -177,7 +206,7 @@ static int send_job(struct eb_remote *r, const struct eb_job *job, int w, uint64
 {
     struct cluster *c = r->c;
     struct fill_ctx f = {.job = job, .tok = r->tok + (size_t)w * c->o.n_max, .n = r->n_tok[w],
-                         .w = w, .owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert,
+                         .w = w, .holder = r->holder,
                          .wire = c->o.wire};
     ExpertRequest q = EXPERT_REQUEST__INIT;
     q.job = id;
@@ -207,12 +236,11 @@ static size_t reply_rows(const struct eb_remote *r, const struct eb_job *job, in
     const struct cluster *c = r->c;
     if (!c->o.exact)
         return (size_t)r->n_tok[w];
-    const int32_t *owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert;
     const int32_t *tok = r->tok + (size_t)w * c->o.n_max;
     size_t n = 0;
     for (int i = 0; i < r->n_tok[w]; i++)
         for (int s = 0; s < job->k; s++)
-            n += owner[job->ids[(size_t)tok[i] * job->k + s]] == w;
+            n += r->holder[(size_t)tok[i] * job->k + s] == w;
     return n;
 }
 
@@ -221,13 +249,12 @@ static void scatter_slots(struct eb_remote *r, const struct eb_job *job, int w, 
                           enum wire_type wire)
 {
     const struct cluster *c = r->c;
-    const int32_t *owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert;
     const int32_t *tok = r->tok + (size_t)w * c->o.n_max;
     const size_t row = wire_row_bytes(wire, job->n_embd);
     size_t at = 0;
     for (int i = 0; i < r->n_tok[w]; i++)
         for (int s = 0; s < job->k; s++)
-            if (owner[job->ids[(size_t)tok[i] * job->k + s]] == w)
+            if (r->holder[(size_t)tok[i] * job->k + s] == w)
                 wire_decode(wire, (const uint8_t *)src + at++ * row, 1, job->n_embd,
                             r->yslot + ((size_t)tok[i] * job->k + s) * job->n_embd);
 }
@@ -282,7 +309,7 @@ static int run_local(struct eb_remote *r, const struct eb_job *job, struct mp_er
     const struct cluster *c = r->c;
     const int w = r->n_slots;
     struct fill_ctx f = {.job = job, .tok = r->tok + (size_t)w * c->o.n_max, .n = r->n_tok[w],
-                         .w = w, .owner = c->owner + (int64_t)job->layer * c->m->hp.n_expert,
+                         .w = w, .holder = r->holder,
                          .wire = WIRE_F32};
     fill_x(r->lx, &f);
     fill_ids(r->lids, &f);
@@ -396,6 +423,7 @@ static int remote_run(void *self, const struct eb_job *job, float *out, struct m
         job->layer < 0 || job->layer >= c->m->hp.n_layer || !c->m->hp.is_moe[job->layer])
         return mp_error_set(err, MP_EINVAL, "expert job (layer %d, %d tokens) does not fit",
                             job->layer, job->n_tokens);
+    snapshot_ready(r);
     int rc = group_by_slot(r, job, err);
     if (!rc)
         rc = claim_slots(r, job, err);
