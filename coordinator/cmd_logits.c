@@ -40,6 +40,7 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
         {"wire", required_argument, 0, 'w'},    {"key", required_argument, 0, 'k'},
         {"local-shard", no_argument, 0, 'L'},   {"exact", no_argument, 0, 'E'},
+        {"placement", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     int c;
@@ -63,6 +64,7 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         case 'k': a->cluster.key_file = optarg; break;
         case 'L': a->cluster.local_shard = true; break;
         case 'E': a->cluster.exact = true; break;
+        case 'P': a->cluster.placement_file = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }

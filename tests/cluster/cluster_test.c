@@ -184,6 +184,8 @@ struct scenario {
     float *ref, *got;
 };
 
+static const char *placement_file; /* for start_ex, when set */
+
 static int start_ex(struct scenario *s, const char *name, enum wire_type wire, const char *key,
                     bool local, bool exact)
 {
@@ -199,7 +201,7 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
     struct cluster_opts o = {.endpoint = s->endpoint, .expect_workers = 2, .key_file = key,
                              .wire = wire, .n_max = N_PREFILL, .heartbeat_ms = 200,
                              .heartbeat_timeout_ms = 1500, .local_shard = local,
-                             .exact = exact};
+                             .exact = exact, .placement_file = placement_file};
     if (local)
         o.local_tp = s->local_tp = tp_new(1);
     if (cluster_start(s->m, &o, &s->c, &err)) {
@@ -314,6 +316,40 @@ static void test_local_exact(const char *name, bool local, bool exact)
         CHECK(!exact || same, "%s: exact mode is not bit-identical", name);
     }
     finish(&s);
+}
+
+/* A placement file from `moepool placement plan` with every expert on two of {local, w1, w2}:
+ * exact logits; after w2 is lost, its experts' replicas take over and the logits stay exact. */
+static void test_placement(void)
+{
+    char model[512], plan[300], cmd[1200];
+    struct mp_error err = {0};
+    model_path("lfm2moe-small-q4_k_m", model, sizeof(model));
+    snprintf(plan, sizeof(plan), "%s/placement.json", tmp_dir);
+    snprintf(cmd, sizeof(cmd), "%s placement plan -m %s --policy striped --workers local,w1,w2 "
+             "--replicate 2 -o %s", moepool_bin, model, plan);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    placement_file = plan;
+    struct scenario s = {0};
+    int same = 0;
+    if (start_ex(&s, "lfm2moe-small-q4_k_m", WIRE_F32, NULL, true, true) == 0) {
+        CHECK(run_cluster(&s, &same, &err) == 0 && same, "placement: %s", err.msg);
+        kill(s.w[1], SIGKILL);
+        waitpid(s.w[1], NULL, 0);
+        s.w[1] = 0;
+        struct cluster_status st;
+        cluster_status(s.c, &st);
+        for (int i = 0; i < 200 && st.ready == 2; i++) {
+            usleep(50000);
+            cluster_status(s.c, &st);
+        }
+        CHECK(st.ready == 1, "the lost worker is still ready");
+        CHECK(run_cluster(&s, &same, &err) == 0 && same, "failover to replicas: %s", err.msg);
+        printf("placement file with replicas: exact, and exact again on replicas after a worker "
+               "was lost\n");
+    }
+    finish(&s);
+    placement_file = NULL;
 }
 
 /* A worker lost before a job (killed or frozen): the job fails with MP_EPEER, the coordinator
@@ -514,6 +550,8 @@ int main(int argc, char **argv)
         test_local_exact("lfm2moe-small-q4_k_m", true, true);
         test_local_exact("qwen3moe-tiny-q4_k_m", false, true);
     }
+    if (!only || strstr(only, "placement"))
+        test_placement();
     if (!only || strstr(only, "lost")) {
         test_lost_worker(SIGKILL);
         test_lost_worker(SIGSTOP);
