@@ -253,7 +253,7 @@ static int setup(struct run_ctx *r, const struct run_args *a, struct mp_error *e
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     if ((rc = kv_seq_new(r->m, a->n_ctx, &r->seq, err)) ||
         (rc = fwd_state_new(r->m, RUN_UBATCH, a->n_ctx, r->tp, &r->st, err)) ||
-        (rc = eb_local_new(r->m, r->tp, RUN_UBATCH, &r->eb, err)))
+        (rc = eb_local_new(r->m, NULL, r->tp, RUN_UBATCH, &r->eb, err)))
         return rc;
     return samp_new(&a->samp, (int32_t)r->m->hp.n_vocab, &r->samp, err);
 }
