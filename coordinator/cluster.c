@@ -158,6 +158,9 @@ static void welcome(struct cluster *c, struct msg *m, int s)
     w.n_max = c->o.n_max;
     w.heartbeat_ms = c->o.heartbeat_ms;
     w.heartbeat_timeout_ms = c->o.heartbeat_timeout_ms;
+    w.model_fingerprint = c->fingerprint;
+    w.file_size = c->m->gguf->size;
+    w.header_bytes = c->m->gguf->data_offset;
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_WELCOME;
     env.welcome = &w;
@@ -181,14 +184,15 @@ static void take_slot(struct cluster *c, struct msg *m, const Hello *h, const ch
     sl->instance = h->instance;
     struct cluster_worker_status *st = &sl->st;
     uint32_t joins = st->joins + 1;
-    *st = (struct cluster_worker_status){.joined = true, .cores = h->cores, .joins = joins};
+    *st = (struct cluster_worker_status){.joined = true, .cores = h->cores, .joins = joins,
+                                         .has_model = h->has_model};
     snprintf(st->host, sizeof(st->host), "%s", h->host ? h->host : "?");
     snprintf(st->addr, sizeof(st->addr), "%s", addr);
     snprintf(st->simd, sizeof(st->simd), "%s", h->simd ? h->simd : "?");
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->mu);
-    mp_info("cluster: worker %d joined: %s (%s), %d cores, %s, %zu NUMA node(s)", s, st->host, addr,
-            h->cores, st->simd, h->n_numa);
+    mp_info("cluster: worker %d joined: %s (%s), %d cores, %s, %zu NUMA node(s)%s", s, st->host,
+            addr, h->cores, st->simd, h->n_numa, h->has_model ? "" : ", no model file: streaming");
     welcome(c, m, s);
 }
 
@@ -200,11 +204,8 @@ static void on_hello(struct cluster *c, struct msg *m, const Hello *h, const cha
                       "same moepool on both sides",
                       h->protocol_version, CLUSTER_PROTOCOL_VERSION,
                       h->moepool_version ? h->moepool_version : "?", MOEPOOL_VERSION);
-    if (!h->has_model)
-        return refuse(c, m, addr, 0,
-                      "the worker has no model file; start it with --model FILE (streaming "
-                      "shards to workers is not implemented yet)");
-    if (!h->model_fingerprint || strcmp(h->model_fingerprint, c->fingerprint))
+    /* A worker without the file is sent what it needs (on_fetch). */
+    if (h->has_model && (!h->model_fingerprint || strcmp(h->model_fingerprint, c->fingerprint)))
         return refuse(c, m, addr, 0,
                       "model fingerprint %s differs from the coordinator's %s: another model file",
                       h->model_fingerprint ? h->model_fingerprint : "", c->fingerprint);
@@ -237,6 +238,45 @@ static void garbage(struct cluster *c, const char *addr, const char *what)
     c->garbage++;
     pthread_mutex_unlock(&c->mu);
     mp_warn("cluster: ignored %s from %s", what, addr);
+}
+
+/* Streams the requested bytes of the model file, zero-copy from its mapping (which outlives the
+ * socket), in pieces of at most 4 MiB. A request outside the file or above 64 MiB is refused. */
+#define CHUNK_MAX (4u << 20)
+#define FETCH_MAX (64u << 20)
+
+static void on_fetch(struct cluster *c, struct msg *m, int s, const Fetch *f)
+{
+    const struct gguf_file *g = c->m->gguf;
+    uint64_t total = 0;
+    for (size_t i = 0; i < f->n_ranges; i++) {
+        const Range *r = f->ranges[i];
+        total += r->len;
+        if (r->offset > g->size || r->len > g->size - r->offset || total > FETCH_MAX)
+            return garbage(c, c->slot[s].st.addr, "a fetch outside the model file");
+    }
+    uint64_t sent = 0;
+    for (size_t i = 0; i < f->n_ranges; i++)
+        for (uint64_t off = 0; off < f->ranges[i]->len; off += CHUNK_MAX) {
+            const uint64_t at = f->ranges[i]->offset + off;
+            const uint64_t len = f->ranges[i]->len - off < CHUNK_MAX ? f->ranges[i]->len - off
+                                                                     : CHUNK_MAX;
+            Chunk ch = CHUNK__INIT;
+            ch.offset = at;
+            sent += len;
+            ch.last = sent == total;
+            Envelope env = ENVELOPE__INIT;
+            env.body_case = ENVELOPE__BODY_CHUNK;
+            env.chunk = &ch;
+            zmq_msg_t data;
+            zmq_msg_init_data(&data, (void *)(g->base + at), len, NULL, NULL);
+            if (msg_send_bytes(c->router, msg_data(m, 0), msg_size(m, 0), 1) ||
+                msg_send_env(c->router, &env, 1) || msg_send_zmsg(c->router, &data, 0))
+                return;
+        }
+    pthread_mutex_lock(&c->mu);
+    c->slot[s].st.streamed_bytes += total;
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Relays a worker's reply or error to eb_remote: [slot][envelope][bulk...]. */
@@ -274,6 +314,12 @@ static void on_peer_message(struct cluster *c, struct msg *m)
             on_ready(c, s, env->ready);
         else
             garbage(c, addr, "'ready' from a peer that has not joined");
+        break;
+    case ENVELOPE__BODY_FETCH:
+        if (s >= 0)
+            on_fetch(c, m, s, env->fetch);
+        else
+            garbage(c, addr, "a fetch from a peer that has not joined");
         break;
     case ENVELOPE__BODY_REPLY:
     case ENVELOPE__BODY_ERROR:

@@ -74,7 +74,7 @@ static void send_hello(struct worker *w)
     h.numa = np;
     h.simd = (char *)kq_simd_name();
     h.model_fingerprint = w->fingerprint;
-    h.has_model = w->m != NULL;
+    h.has_model = w->o.model_path != NULL;
     h.instance = w->instance;
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_HELLO;
@@ -178,7 +178,7 @@ static int on_coordinator(struct worker *w, struct link *l, struct mp_error *err
                 env->welcome->n_slots, wire_name(env->welcome->wire));
         msg_forward(&m, 0, w->pipe_io);
     } else if (env->body_case == ENVELOPE__BODY_ASSIGN ||
-               env->body_case == ENVELOPE__BODY_REQUEST) {
+               env->body_case == ENVELOPE__BODY_REQUEST || env->body_case == ENVELOPE__BODY_CHUNK) {
         msg_forward(&m, 0, w->pipe_io);
     }
     if (env)
@@ -276,9 +276,6 @@ int worker_run(const struct worker_opts *o, struct mp_error *err)
     pthread_t compute;
     int started = 0;
     int rc = setup(w, o, err);
-    if (!rc && !w->m)
-        rc = mp_error_set(err, MP_EUNSUPPORTED, "--model FILE is required (streaming shards to "
-                          "workers is not implemented yet)");
     if (!rc && pthread_create(&compute, NULL, worker_compute_thread, w))
         rc = mp_error_set(err, MP_EIO, "cannot start the compute thread");
     started = !rc;

@@ -63,7 +63,8 @@ static void model_path(const char *name, char *out, size_t n)
     snprintf(out, n, "%s/%s.gguf", models_dir, name);
 }
 
-/* `moepool worker --join ENDPOINT --model MODEL -t 1 [--key KEY]`, stderr to LOG. */
+/* `moepool worker --join ENDPOINT --model MODEL -t 1 [--key KEY]`, stderr to LOG; model NULL:
+ * no model file, `--cache TMP/cache` instead. */
 static pid_t spawn_worker(const char *endpoint, const char *model, const char *key,
                           const char *log, const char *env_kv)
 {
@@ -75,8 +76,10 @@ static pid_t spawn_worker(const char *endpoint, const char *model, const char *k
     dup2(fd, 1);
     if (env_kv)
         putenv((char *)env_kv);
-    const char *argv[] = {moepool_bin, "worker", "--join", endpoint, "--model", model, "-t", "1",
-                          key ? "--key" : NULL, key, NULL};
+    char cache[300];
+    snprintf(cache, sizeof(cache), "%s/cache", tmp_dir);
+    const char *argv[] = {moepool_bin, "worker", "--join", endpoint, model ? "--model" : "--cache",
+                          model ? model : cache, "-t", "1", key ? "--key" : NULL, key, NULL};
     execv(moepool_bin, (char *const *)argv);
     _exit(127);
 }
@@ -420,6 +423,58 @@ static void test_restart(void)
     finish(&s);
 }
 
+static void wait_joined(struct cluster *c, int n)
+{
+    struct cluster_status st;
+    cluster_status(c, &st);
+    for (int i = 0; i < 1200 && st.joined != n; i++) {
+        usleep(50000);
+        cluster_status(c, &st);
+    }
+    CHECK(st.joined == n, "%d workers joined, not %d", st.joined, n);
+}
+
+/* A worker without the model file fetches the header and its experts into its cache and computes
+ * exact logits; restarted with the same cache it fetches nothing. */
+static void test_stream(void)
+{
+    struct scenario s = {0};
+    struct mp_error err = {0};
+    model_path("lfm2moe-small-q4_k_m", s.model, sizeof(s.model));
+    snprintf(s.endpoint, sizeof(s.endpoint), "tcp://127.0.0.1:%d", free_port());
+    CHECK(model_open(s.model, &s.m, &err) == 0, "%s", err.msg);
+    s.ref = reference_logits(s.m);
+    s.got = malloc((size_t)N_TOK * s.m->hp.n_vocab * sizeof(float));
+    struct cluster_opts o = {.endpoint = s.endpoint, .expect_workers = 2, .n_max = N_PREFILL,
+                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 1500, .exact = true};
+    CHECK(cluster_start(s.m, &o, &s.c, &err) == 0, "%s", err.msg);
+    uint64_t streamed[2] = {0};
+    for (int round = 0; round < 2 && s.c; round++) {
+        char log[300];
+        snprintf(log, sizeof(log), "%s/stream%d.log", tmp_dir, round);
+        s.w[0] = spawn_worker(s.endpoint, NULL, NULL, log, NULL); /* slot 0: joins first */
+        wait_joined(s.c, 1);
+        snprintf(log, sizeof(log), "%s/stream%d_model.log", tmp_dir, round);
+        s.w[1] = spawn_worker(s.endpoint, s.model, NULL, log, NULL);
+        int same = 0;
+        CHECK(cluster_wait_ready(s.c, 60000, &err) == 0, "round %d: %s", round, err.msg);
+        CHECK(run_cluster(&s, &same, &err) == 0 && same, "round %d: %s", round, err.msg);
+        struct cluster_status st;
+        cluster_status(s.c, &st);
+        CHECK(!st.w[0].has_model && st.w[1].has_model, "slot order");
+        streamed[round] = st.w[0].streamed_bytes;
+        for (int i = 0; i < 2; i++)
+            stop_worker(s.w[i]);
+        s.w[0] = s.w[1] = 0;
+        wait_joined(s.c, 0);
+    }
+    printf("streamed shard: %llu bytes to a worker without the model, %llu after its restart\n",
+           (unsigned long long)streamed[0], (unsigned long long)streamed[1]);
+    CHECK(streamed[0] > 0 && streamed[1] == 0, "streamed %llu then %llu",
+          (unsigned long long)streamed[0], (unsigned long long)streamed[1]);
+    finish(&s);
+}
+
 /* Another model file, and an old protocol version: refused, the worker exits 2 saying why. */
 static void test_refusals(void)
 {
@@ -556,6 +611,8 @@ int main(int argc, char **argv)
         test_lost_worker(SIGKILL);
         test_lost_worker(SIGSTOP);
     }
+    if (!only || strstr(only, "stream"))
+        test_stream();
     if (!only || strstr(only, "restart"))
         test_restart();
     if (!only || strstr(only, "refuse"))
