@@ -18,7 +18,7 @@
 #include "worker/numa.h"
 
 #ifndef MOEPOOL_VERSION
-#define MOEPOOL_VERSION "0.1.0"
+#error "MOEPOOL_VERSION comes from CMake (the project version)"
 #endif
 
 /* Until a welcome says otherwise. */
