@@ -20,6 +20,23 @@ int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Under c->mu: the slot is empty; a job waiting on it fails (its gen changed). */
+static void free_slot(struct cluster *c, int s)
+{
+    c->slot[s].st.joined = c->slot[s].st.ready = false;
+    c->slot[s].gen++;
+    pthread_cond_broadcast(&c->changed);
+}
+
+static void on_bye(struct cluster *c, int s, const Bye *b)
+{
+    pthread_mutex_lock(&c->mu);
+    mp_info("cluster: worker %d (%s, %s) left: %s", s, c->slot[s].st.host, c->slot[s].st.addr,
+            b->reason && *b->reason ? b->reason : "stopped");
+    free_slot(c, s);
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Relays a worker's reply or error to eb_remote: [slot][envelope][bulk...]. */
 static void relay_to_eb(struct cluster *c, struct msg *m, int s)
 {
@@ -55,6 +72,10 @@ static void on_peer_message(struct cluster *c, struct msg *m)
             cluster_on_ready(c, s, env->ready);
         else
             cluster_garbage(c, addr, "'ready' from a peer that has not joined");
+        break;
+    case ENVELOPE__BODY_BYE:
+        if (s >= 0)
+            on_bye(c, s, env->bye);
         break;
     case ENVELOPE__BODY_FETCH:
         if (s >= 0)
@@ -105,11 +126,9 @@ static void heartbeats(struct cluster *c, uint64_t seq)
         int joined = sl->st.joined;
         int64_t silent = now - sl->last_seen;
         if (joined && silent > c->o.heartbeat_timeout_ms) {
-            sl->st.joined = sl->st.ready = false;
-            sl->gen++;
-            pthread_cond_broadcast(&c->changed);
             mp_warn("cluster: worker %d (%s, %s) lost: silent for %.1f s", s, sl->st.host,
                     sl->st.addr, (double)silent / 1000);
+            free_slot(c, s);
             joined = 0;
         }
         unsigned char id[SLOT_ID_MAX];

@@ -206,6 +206,25 @@ static int need_rejoin(const struct link *l, int64_t now)
     return l->handshake_ok && now - l->hello_at > DEFAULT_TIMEOUT_MS;
 }
 
+/* Tells the coordinator we are leaving, so it frees our slot at once; waits up to 200 ms for the
+ * message to go out. */
+static void say_bye(struct worker *w, const struct link *l, const char *reason)
+{
+    if (!w->dealer || !l->welcomed)
+        return;
+    Bye b = BYE__INIT;
+    b.reason = (char *)reason;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_BYE;
+    env.bye = &b;
+    int linger = 200;
+    zmq_setsockopt(w->dealer, ZMQ_LINGER, &linger, sizeof(linger));
+    msg_send_env(w->dealer, &env, 0);
+    zmq_socket_monitor(w->dealer, NULL, 0);
+    zmq_close(w->dealer);
+    w->dealer = NULL;
+}
+
 static int io_loop(struct worker *w, struct mp_error *err)
 {
     struct link l;
@@ -237,6 +256,8 @@ static int io_loop(struct worker *w, struct mp_error *err)
             rc = open_link(w, &l, err);
         }
     }
+    if (!rc)
+        say_bye(w, &l, stop_requested ? "signal" : "time limit");
     return rc;
 }
 
