@@ -11,7 +11,7 @@
  *   - a worker with another model or an old protocol version is refused on both sides;
  *   - garbage from a raw ZeroMQ peer and a raw TCP peer is ignored;
  *   - CURVE: a worker with the key joins; one with another key or none is refused.
- * Usage: cluster_test MOEPOOL_BINARY MODELS_DIR */
+ * Usage: cluster_test MOEPOOL_BINARY MODELS_DIR GROUP (see main). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <math.h>
@@ -579,48 +579,51 @@ static void test_curve(void)
     finish(&s);
 }
 
+/* One scenario group per ctest test (each well under a minute with ASan). */
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: cluster_test MOEPOOL_BINARY MODELS_DIR\n");
+    if (argc != 4) {
+        fprintf(stderr, "usage: cluster_test MOEPOOL_BINARY MODELS_DIR GROUP\n"
+                        "groups: wire:MODEL local exact placement lost restart stream refuse "
+                        "garbage curve\n");
         return 2;
     }
     moepool_bin = argv[1];
     models_dir = argv[2];
+    const char *group = argv[3];
     snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/cluster_test.XXXXXX");
     if (!mkdtemp(tmp_dir))
         return 2;
     signal(SIGPIPE, SIG_IGN);
     kq_init();
-    const char *only = getenv("CLUSTER_TEST_ONLY");
-    if (!only || strstr(only, "wire")) {
-        test_wire("lfm2moe-tiny-q8_0");
-        test_wire("qwen3moe-tiny-q8_0");
-        test_wire("lfm2moe-small-q4_k_m");
-    }
-    if (!only || strstr(only, "local")) {
+    if (!strncmp(group, "wire:", 5)) {
+        test_wire(group + 5);
+    } else if (!strcmp(group, "local")) {
         test_local_exact("lfm2moe-tiny-q8_0", true, false);
         test_local_exact("qwen3moe-tiny-q8_0", true, false);
+    } else if (!strcmp(group, "exact")) {
         test_local_exact("lfm2moe-small-q4_k_m", false, true);
         test_local_exact("lfm2moe-small-q4_k_m", true, true);
         test_local_exact("qwen3moe-tiny-q4_k_m", false, true);
-    }
-    if (!only || strstr(only, "placement"))
+    } else if (!strcmp(group, "placement")) {
         test_placement();
-    if (!only || strstr(only, "lost")) {
+    } else if (!strcmp(group, "lost")) {
         test_lost_worker(SIGKILL);
         test_lost_worker(SIGSTOP);
-    }
-    if (!only || strstr(only, "stream"))
-        test_stream();
-    if (!only || strstr(only, "restart"))
+    } else if (!strcmp(group, "restart")) {
         test_restart();
-    if (!only || strstr(only, "refuse"))
+    } else if (!strcmp(group, "stream")) {
+        test_stream();
+    } else if (!strcmp(group, "refuse")) {
         test_refusals();
-    if (!only || strstr(only, "garbage"))
+    } else if (!strcmp(group, "garbage")) {
         test_garbage();
-    if (!only || strstr(only, "curve"))
+    } else if (!strcmp(group, "curve")) {
         test_curve();
+    } else {
+        fprintf(stderr, "cluster_test: unknown group '%s'\n", group);
+        return 2;
+    }
     printf("logs in %s\n", tmp_dir);
     return failures != 0;
 }
