@@ -37,6 +37,21 @@ static void on_bye(struct cluster *c, int s, const Bye *b)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* A worker this coordinator does not know (it restarted, or declared the worker lost): ask it to
+ * say hello again instead of waiting for its timeout. */
+static void not_a_member(struct cluster *c, struct msg *m, const char *addr)
+{
+    cluster_refuse(c, m, addr, 1,
+                   "not a member (coordinator restarted or lost this worker): join again");
+}
+
+static void on_stats(struct cluster *c, int s, const Stats *st)
+{
+    pthread_mutex_lock(&c->mu);
+    c->slot[s].st.compute_seconds = st->compute_seconds;
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Relays a worker's reply or error to eb_remote: [slot][envelope][bulk...]. */
 static void relay_to_eb(struct cluster *c, struct msg *m, int s)
 {
@@ -59,13 +74,15 @@ static void on_peer_message(struct cluster *c, struct msg *m)
     pthread_mutex_unlock(&c->mu);
     switch (env->body_case) {
     case ENVELOPE__BODY_HELLO: cluster_on_hello(c, m, env->hello, addr); break;
-    case ENVELOPE__BODY_HEARTBEAT:
     case ENVELOPE__BODY_STATS:
-        /* A worker this coordinator does not know (it restarted, or declared the worker lost):
-         * ask it to say hello again instead of waiting for its timeout. */
+        if (s >= 0)
+            on_stats(c, s, env->stats);
+        else
+            not_a_member(c, m, addr);
+        break;
+    case ENVELOPE__BODY_HEARTBEAT:
         if (s < 0)
-            cluster_refuse(c, m, addr, 1, "not a member (coordinator restarted or lost this worker): "
-                   "join again");
+            not_a_member(c, m, addr);
         break;
     case ENVELOPE__BODY_READY:
         if (s >= 0)
@@ -83,8 +100,14 @@ static void on_peer_message(struct cluster *c, struct msg *m)
         else
             cluster_garbage(c, addr, "a fetch from a peer that has not joined");
         break;
-    case ENVELOPE__BODY_REPLY:
     case ENVELOPE__BODY_ERROR:
+        if (s >= 0 && env->error->job == 0) { /* not about a job: loading, a bad welcome */
+            mp_warn("cluster: worker %d reports: %s", s,
+                    env->error->message ? env->error->message : "an error");
+            break;
+        }
+        /* fall through */
+    case ENVELOPE__BODY_REPLY:
         if (s >= 0)
             relay_to_eb(c, m, s);
         else

@@ -64,6 +64,7 @@ struct cluster_worker_status {
     uint32_t joins;           /* how often this slot was filled */
     bool has_model;           /* the worker has its own model file */
     uint64_t streamed_bytes;  /* model file bytes sent to it since it joined (no model file) */
+    double compute_seconds;   /* the worker's own count of time spent on jobs (Stats, ~5 s old) */
 };
 
 struct cluster_status {

@@ -187,8 +187,23 @@ static int on_coordinator(struct worker *w, struct link *l, struct mp_error *err
     return rc;
 }
 
+/* What the worker has computed, every 10th heartbeat. */
+static void send_stats(struct worker *w)
+{
+    Stats st = STATS__INIT;
+    st.jobs = w->stat_jobs;
+    st.tokens = w->stat_tokens;
+    st.compute_seconds = (double)w->stat_compute_us * 1e-6;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_STATS;
+    env.stats = &st;
+    msg_send_env(w->dealer, &env, 0);
+}
+
 static void heartbeat(struct worker *w, struct link *l)
 {
+    if (l->seq % 10 == 9)
+        send_stats(w);
     Heartbeat hb = HEARTBEAT__INIT;
     hb.seq = ++l->seq;
     Envelope env = ENVELOPE__INIT;

@@ -257,6 +257,9 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
     r.layer = q->layer;
     r.n_tokens = q->n_tokens;
     r.compute_us = (uint64_t)((now_s() - t0) * 1e6);
+    w->stat_jobs++;
+    w->stat_tokens += (uint64_t)q->n_tokens;
+    w->stat_compute_us += r.compute_us;
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_REPLY;
     env.reply = &r;

@@ -25,6 +25,8 @@ struct worker {
     void *pipe_io, *pipe_compute;      /* inproc pair: I/O end, compute end */
     int has_key;
     struct cluster_key key;
+    /* written by the compute thread, read by the I/O thread for Stats */
+    _Atomic uint64_t stat_jobs, stat_tokens, stat_compute_us;
     /* compute thread only */
     struct shard_cache *cache;         /* no model file: the streamed parts of the coordinator's */
     struct stream *stream;
