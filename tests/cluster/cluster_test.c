@@ -10,7 +10,10 @@
  *     job is exact again;
  *   - a worker with another model or an old protocol version is refused on both sides;
  *   - garbage from a raw ZeroMQ peer and a raw TCP peer is ignored;
- *   - CURVE: a worker with the key joins; one with another key or none is refused.
+ *   - CURVE: a worker with the key joins; one with another key or none is refused;
+ *   - a local shard, exact mode (bit-identical, also with workers on two synthetic NUMA nodes),
+ *     a placement file with replicas (failover), workers started first and a coordinator
+ *     restart, and a worker without the model file streaming its shard into a cache.
  * Usage: cluster_test MOEPOOL_BINARY MODELS_DIR GROUP (see main). */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -188,6 +191,7 @@ struct scenario {
 };
 
 static const char *placement_file; /* for start_ex, when set */
+static const char *worker_env;     /* "NAME=VALUE" for start_ex's workers, when set */
 
 static int start_ex(struct scenario *s, const char *name, enum wire_type wire, const char *key,
                     bool local, bool exact)
@@ -214,7 +218,7 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
     for (int i = 0; i < 2; i++) {
         char log[300];
         snprintf(log, sizeof(log), "%s/worker%d.log", tmp_dir, i);
-        s->w[i] = spawn_worker(s->endpoint, s->model, key, log, NULL);
+        s->w[i] = spawn_worker(s->endpoint, s->model, key, log, worker_env);
     }
     /* Generous: two processes map the model and start, on a loaded 2-core machine, maybe ASan. */
     if (cluster_wait_ready(s->c, 60000, &err)) {
@@ -605,6 +609,10 @@ int main(int argc, char **argv)
         test_local_exact("lfm2moe-small-q4_k_m", false, true);
         test_local_exact("lfm2moe-small-q4_k_m", true, true);
         test_local_exact("qwen3moe-tiny-q4_k_m", false, true);
+        /* Workers that see two NUMA nodes split their experts over two node backends. */
+        worker_env = "HWLOC_SYNTHETIC=pack:2 numa:1 core:1 pu:1";
+        test_local_exact("lfm2moe-small-q4_k_m", false, true);
+        worker_env = NULL;
     } else if (!strcmp(group, "placement")) {
         test_placement();
     } else if (!strcmp(group, "lost")) {
