@@ -16,3 +16,6 @@ foreach(group wire:lfm2moe-tiny-q8_0 wire:qwen3moe-tiny-q8_0 wire:lfm2moe-small-
 endforeach()
 # Hellos and welcomes carry the version.
 target_compile_definitions(mp_cluster PRIVATE MOEPOOL_VERSION="${PROJECT_VERSION}")
+
+add_test(NAME cluster_cli COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cluster/cli_test.sh
+         $<TARGET_FILE:moepool> ${MP_MODELS}/lfm2moe-tiny-q8_0.gguf)
