@@ -205,9 +205,11 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
     s->ref = reference_logits(s->m);
     s->got = malloc((size_t)N_TOK * s->m->hp.n_vocab * sizeof(float));
     snprintf(s->endpoint, sizeof(s->endpoint), "tcp://127.0.0.1:%d", free_port());
+    /* Heartbeat timeout: the default 3 s, long enough that a worker starved of CPU on a loaded
+     * machine (ASan, parallel tests) is not declared lost by mistake. */
     struct cluster_opts o = {.endpoint = s->endpoint, .expect_workers = 2, .key_file = key,
                              .wire = wire, .n_max = N_PREFILL, .heartbeat_ms = 200,
-                             .heartbeat_timeout_ms = 1500, .local_shard = local,
+                             .heartbeat_timeout_ms = 3000, .local_shard = local,
                              .exact = exact, .placement_file = placement_file};
     if (local)
         o.local_tp = s->local_tp = tp_new(1);
@@ -412,7 +414,7 @@ static void test_restart(void)
     s.ref = reference_logits(s.m);
     s.got = malloc((size_t)N_TOK * s.m->hp.n_vocab * sizeof(float));
     struct cluster_opts o = {.endpoint = s.endpoint, .expect_workers = 2, .n_max = N_PREFILL,
-                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 1500};
+                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 3000};
     for (int round = 0; round < 2; round++) {
         int same;
         CHECK(cluster_start(s.m, &o, &s.c, &err) == 0, "start %d: %s", round, err.msg);
@@ -450,7 +452,7 @@ static void test_stream(void)
     s.ref = reference_logits(s.m);
     s.got = malloc((size_t)N_TOK * s.m->hp.n_vocab * sizeof(float));
     struct cluster_opts o = {.endpoint = s.endpoint, .expect_workers = 2, .n_max = N_PREFILL,
-                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 1500, .exact = true};
+                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 3000, .exact = true};
     CHECK(cluster_start(s.m, &o, &s.c, &err) == 0, "%s", err.msg);
     uint64_t streamed[2] = {0};
     for (int round = 0; round < 2 && s.c; round++) {
