@@ -407,17 +407,23 @@ int engine_new(const struct model *m, const struct tok_vocab *v, struct expert_b
     return 0;
 }
 
+void engine_stop(struct engine *e)
+{
+    if (!e || !e->thread_started)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = true;
+    pthread_cond_signal(&e->work);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->thread, NULL);
+    e->thread_started = false;
+}
+
 void engine_free(struct engine *e)
 {
     if (!e)
         return;
-    if (e->thread_started) {
-        pthread_mutex_lock(&e->mu);
-        e->stopping = true;
-        pthread_cond_signal(&e->work);
-        pthread_mutex_unlock(&e->mu);
-        pthread_join(e->thread, NULL);
-    }
+    engine_stop(e);
     for (int i = 0; e->slots && i < e->cfg.n_slots; i++)
         kv_seq_free(e->slots[i].seq);
     if (e->eb == &e->eb_own)

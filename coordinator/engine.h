@@ -73,8 +73,11 @@ struct engine_req;
  * in-process eb_local on the engine's threads. Starts the engine thread. */
 int engine_new(const struct model *m, const struct tok_vocab *v, struct expert_backend *eb,
                const struct engine_config *c, struct engine **out, struct mp_error *err);
-/* Stops the thread; requests still running end with ENGINE_ERROR. Clients must have released
- * their requests before (or the memory leaks rather than being freed under them). NULL-safe. */
+/* Stops the engine thread: running and queued requests end with ENGINE_ERROR ("shutting
+ * down") and their waiting clients wake up; later submits fail with MP_EBUSY. Idempotent. */
+void engine_stop(struct engine *e);
+/* Stops (if needed) and frees. Clients must have released their requests before (or the
+ * memory leaks rather than being freed under them). NULL-safe. */
 void engine_free(struct engine *e);
 
 /* Queues prompt[0..n). Errors: MP_ERANGE the prompt does not fit the context (message says by
