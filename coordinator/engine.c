@@ -394,7 +394,7 @@ int engine_new(const struct model *m, const struct tok_vocab *v, struct expert_b
     if (!rc)
         rc = fwd_state_new(m, c->step_tokens, c->n_ctx, e->tp, &e->st, err);
     if (!rc && !eb)
-        rc = eb_local_new(m, e->tp, c->step_tokens, &e->eb_own, err);
+        rc = eb_local_new(m, NULL, e->tp, c->step_tokens, &e->eb_own, err);
     e->eb = eb ? eb : &e->eb_own;
     if (!rc && pthread_create(&e->thread, NULL, engine_main, e))
         rc = mp_error_set(err, MP_ENOMEM, "cannot start the engine thread");

@@ -261,7 +261,7 @@ static void backend_failure(const struct env *env)
     struct flaky f = {0};
     struct tp_pool *tp = tp_new(1);
     struct mp_error err = {0};
-    if (eb_local_new(env->m, tp, 64, &f.inner, &err))
+    if (eb_local_new(env->m, NULL, tp, 64, &f.inner, &err))
         abort();
     struct expert_backend eb = {&ops, &f};
     struct engine_config c = config(2, 0, 64);
