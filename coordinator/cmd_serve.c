@@ -11,10 +11,12 @@
 
 #include "commands.h"
 #include "coordinator/openai.h"
+#include "coordinator/routing_stats.h"
 #include "kernels/kq.h"
+#include "model/arch.h"
 
 struct serve_args {
-    const char *model, *host, *api_key, *alias;
+    const char *model, *host, *api_key, *alias, *stats_path;
     int port, threads, queue;
     struct engine_config engine;
 };
@@ -23,7 +25,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: moepool serve -m MODEL [--host 127.0.0.1] [--port 8080] [-np SLOTS]\n"
                "                     [-c CTX] [-t THREADS] [--api-key KEY] [--queue N]\n"
-               "                     [--step-tokens N] [--alias NAME]\n");
+               "                     [--step-tokens N] [--alias NAME] [--routing-stats FILE]\n");
 }
 
 static int parse_args(int argc, char **argv, struct serve_args *a)
@@ -60,6 +62,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         case 'q': a->engine.queue_max = atoi(optarg); break;
         case 's': a->engine.step_tokens = atoi(optarg); break;
         case 'a': a->alias = optarg; break;
+        case 'r': a->stats_path = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -96,7 +99,27 @@ static enum chat_format detect_format(const struct model *m)
     return f;
 }
 
+/* /metrics lines: tokens routed per MoE layer and activations per layer and expert. */
+static void routing_metrics(void *ctx, FILE *f)
+{
+    struct routing_stats *st = ctx;
+    pthread_mutex_lock(&st->lock);
+    fprintf(f, "# HELP moepool_routed_tokens_total Tokens routed, per MoE layer.\n"
+               "# TYPE moepool_routed_tokens_total counter\n");
+    for (int l = 0; l < st->n_moe_layers; l++)
+        fprintf(f, "moepool_routed_tokens_total{layer=\"%d\"} %llu\n", l,
+                (unsigned long long)st->tokens[l]);
+    fprintf(f, "# HELP moepool_expert_activations_total Tokens that chose an expert, per MoE "
+               "layer and expert.\n# TYPE moepool_expert_activations_total counter\n");
+    for (int l = 0; l < st->n_moe_layers; l++)
+        for (int e = 0; e < st->n_expert; e++)
+            fprintf(f, "moepool_expert_activations_total{layer=\"%d\",expert=\"%d\"} %llu\n", l, e,
+                    (unsigned long long)rstats_count(st, l, e));
+    pthread_mutex_unlock(&st->lock);
+}
+
 struct serve {
+    struct routing_stats *stats;
     struct model *m;
     struct tok_vocab *v;
     struct engine *e;
@@ -110,17 +133,26 @@ static int start(struct serve *s, const struct serve_args *a, const char *id, st
     if (!rc)
         rc = tok_load(s->m->gguf, &s->v, err);
     if (!rc)
-        rc = engine_new(s->m, s->v, NULL, &a->engine, &s->e, err);
+        rc = rstats_new(s->m->arch->name, s->m->n_moe_layers, (int)s->m->hp.n_expert, &s->stats,
+                        err);
+    struct engine_config ec = a->engine;
+    ec.routing_stats = s->stats;
+    if (!rc)
+        rc = engine_new(s->m, s->v, NULL, &ec, &s->e, err);
     if (rc)
         return rc;
-    struct openai_config oc = {
-        .engine = s->e, .model_id = id, .chat = detect_format(s->m), .api_key = a->api_key};
+    struct openai_config oc = {.engine = s->e,
+                               .model_id = id,
+                               .chat = detect_format(s->m),
+                               .api_key = a->api_key,
+                               .metrics_extra = routing_metrics,
+                               .metrics_ctx = s->stats};
     if ((rc = openai_new(&oc, &s->api, err)))
         return rc;
     return http_start(a->host, a->port, openai_handle, s->api, &s->http, err);
 }
 
-static void stop(struct serve *s)
+static void stop(struct serve *s, const char *stats_path)
 {
     engine_stop(s->e); /* wakes every waiting connection with an error */
     http_stop(s->http);
@@ -128,6 +160,10 @@ static void stop(struct serve *s)
     engine_free(s->e);
     tok_free(s->v);
     model_close(s->m);
+    struct mp_error err = {0};
+    if (s->stats && stats_path && rstats_save(s->stats, stats_path, &err))
+        fprintf(stderr, "moepool serve: %s\n", err.msg);
+    rstats_free(s->stats);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -153,7 +189,7 @@ int cmd_serve(int argc, char **argv)
     int rc = start(&s, &a, id, &err);
     if (rc) {
         fprintf(stderr, "moepool serve: %s\n", err.msg);
-        stop(&s);
+        stop(&s, a.stats_path);
         return rc == MP_ENOMEM || rc == MP_EIO ? 1 : 2;
     }
     printf("moepool serve: model '%s' on http://%s:%d (%d slots, context %d, %d threads, %s "
@@ -164,6 +200,6 @@ int cmd_serve(int argc, char **argv)
     int sig;
     sigwait(&stop_sigs, &sig);
     fprintf(stderr, "moepool serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    stop(&s);
+    stop(&s, a.stats_path);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "coordinator/eb_stats.h"
 #include "model/eb_local.h"
 #include "model/forward.h"
 #include "model/stopstr.h"
@@ -358,6 +359,20 @@ static int alloc_scratch(struct engine *e, struct mp_error *err)
     return 0;
 }
 
+/* The in-process backend, wrapped to record routing when the config asks for it. */
+static int local_backend(struct engine *e, struct mp_error *err)
+{
+    struct expert_backend local = {0};
+    int rc = eb_local_new(e->m, NULL, e->tp, e->cfg.step_tokens, &local, err);
+    if (rc || !e->cfg.routing_stats) {
+        e->eb_own = local;
+        return rc;
+    }
+    if ((rc = eb_stats_new(e->m, local, e->cfg.routing_stats, &e->eb_own, err)))
+        eb_free(&local);
+    return rc;
+}
+
 static int check_config(const struct engine_config *c, struct mp_error *err)
 {
     if (c->n_slots < 1 || c->n_ctx < 2 || c->n_threads < 1 || c->queue_max < 0 ||
@@ -394,7 +409,7 @@ int engine_new(const struct model *m, const struct tok_vocab *v, struct expert_b
     if (!rc)
         rc = fwd_state_new(m, c->step_tokens, c->n_ctx, e->tp, &e->st, err);
     if (!rc && !eb)
-        rc = eb_local_new(m, NULL, e->tp, c->step_tokens, &e->eb_own, err);
+        rc = local_backend(e, err);
     e->eb = eb ? eb : &e->eb_own;
     if (!rc && pthread_create(&e->thread, NULL, engine_main, e))
         rc = mp_error_set(err, MP_ENOMEM, "cannot start the engine thread");

@@ -29,6 +29,9 @@ struct engine_config {
     int n_threads;   /* compute threads */
     int queue_max;   /* requests allowed to wait for a slot; beyond it submit fails MP_EBUSY */
     int step_tokens; /* token budget of one step (>= n_slots): decode tokens + prefill chunks */
+    /* Optional: the in-process expert backend records routing into it (coordinator/eb_stats.h);
+     * borrowed. A backend passed to engine_new records only if it was wrapped by its maker. */
+    struct routing_stats *routing_stats;
 };
 struct engine_config engine_config_defaults(void);
 

@@ -8,7 +8,7 @@ if(NOT TARGET PkgConfig::CJSON)
 endif()
 
 add_library(mp_engine STATIC ${CMAKE_CURRENT_LIST_DIR}/engine.c)
-target_link_libraries(mp_engine PUBLIC mp_model Threads::Threads)
+target_link_libraries(mp_engine PUBLIC mp_placement mp_model Threads::Threads)
 
 add_executable(engine_test ${CMAKE_CURRENT_LIST_DIR}/engine_test.c)
 target_link_libraries(engine_test PRIVATE mp_engine)

@@ -11,11 +11,13 @@ solo greedy outputs; a client hanging up mid-stream frees its slot and the serve
 /metrics parses as Prometheus text; SIGTERM shuts down cleanly."""
 import http.client
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -239,7 +241,9 @@ def read_some_events(resp, n):
 
 def test_queue_full():
     """One slot, no queue: while one stream runs, another request gets 503 + Retry-After."""
-    s = Server("-np", "1", "--queue", "0", "-c", "1024", "--api-key", KEY)
+    stats = os.path.join(tempfile.mkdtemp(), "routing.json")
+    s = Server("-np", "1", "--queue", "0", "-c", "1024", "--api-key", KEY,
+               "--routing-stats", stats)
     c = s.conn()
     c.request("POST", "/v1/chat/completions", body=json.dumps(chat_body(
         s, "Go on", n=900, stream=True, temperature=1.0)),
@@ -259,6 +263,8 @@ def test_queue_full():
         st, _, r = s.json("POST", "/v1/chat/completions", chat_body(s, "hi", n=4))
     check(st == 200, "after the hang-up the slot is free again: %d %s" % (st, r))
     s.stop()
+    with open(stats) as f:
+        check(json.load(f).get("n_moe_layers", 0) > 0, "--routing-stats saved at shutdown")
 
 
 def metrics(s):
@@ -333,6 +339,10 @@ def test_metrics(s):
         check(name in v, "metric %s present" % name)
     check(v.get("moepool_requests_total", 0) > 32, "requests counted")
     check(v.get('moepool_http_responses_total{code="401"}', 0) >= 3, "401s counted")
+    acts = sum(x for k, x in v.items() if k.startswith("moepool_expert_activations_total{"))
+    routed = sum(x for k, x in v.items() if k.startswith("moepool_routed_tokens_total{"))
+    check(routed > 0 and acts >= routed, "routing counts: %s tokens, %s activations" %
+          (routed, acts))
 
 
 def main():
