@@ -42,6 +42,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         {"queue", required_argument, 0, 'q'},
         {"step-tokens", required_argument, 0, 's'},
         {"alias", required_argument, 0, 'a'},
+        {"routing-stats", required_argument, 0, 'r'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
