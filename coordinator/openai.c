@@ -50,47 +50,6 @@ static void reply_error(struct http_reply *out, const struct api_error *e)
         out->retry_after = RETRY_AFTER_S;
 }
 
-/* Replaces bytes that are not valid UTF-8 with U+FFFD so every JSON string is valid UTF-8
- * (a model may emit a lone byte token). out needs 3 * n + 1 bytes; returns the length. */
-static size_t utf8_clean(const char *in, size_t n, char *out)
-{
-    const unsigned char *s = (const unsigned char *)in;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = len > 0 && i + len <= n && !(len == 2 && c < 0xc2);
-        for (size_t k = 1; ok && k < len; k++)
-            ok = (s[i + k] & 0xc0) == 0x80;
-        if (ok && len == 3)
-            ok = !(c == 0xe0 && s[i + 1] < 0xa0) && !(c == 0xed && s[i + 1] >= 0xa0);
-        if (ok && len == 4)
-            ok = c <= 0xf4 && !(c == 0xf0 && s[i + 1] < 0x90) && !(c == 0xf4 && s[i + 1] >= 0x90);
-        if (ok) {
-            memcpy(out + o, s + i, len);
-            o += len;
-            i += len;
-        } else {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        }
-    }
-    out[o] = 0;
-    return o;
-}
-
-static cJSON *add_text(cJSON *o, const char *key, const char *text, size_t n)
-{
-    char *clean = malloc(3 * n + 1);
-    if (!clean)
-        return NULL;
-    utf8_clean(text, n, clean);
-    cJSON *x = cJSON_AddStringToObject(o, key, clean);
-    free(clean);
-    return x;
-}
-
 /* ---- one completion ---- */
 
 struct job {
@@ -134,69 +93,18 @@ static cJSON *envelope(const struct job *j, const char *object)
     return o;
 }
 
-/* OpenAI's tool_calls array from parsed calls: ids, "function" type, arguments as a string. */
-static cJSON *tool_calls_array(const struct job *j, const struct chat_parsed *p, bool indexed)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < p->n_calls; i++) {
-        cJSON *c = cJSON_CreateObject(), *f;
-        char id[64];
-        snprintf(id, sizeof(id), "call_%s_%d", j->id + 9, i);
-        if (indexed)
-            cJSON_AddNumberToObject(c, "index", i);
-        cJSON_AddStringToObject(c, "id", id);
-        cJSON_AddStringToObject(c, "type", "function");
-        f = cJSON_AddObjectToObject(c, "function");
-        add_text(f, "name", p->calls[i].name, strlen(p->calls[i].name));
-        add_text(f, "arguments", p->calls[i].args_json, strlen(p->calls[i].args_json));
-        cJSON_AddItemToArray(a, c);
-    }
-    return a;
-}
-
-/* The reply split into content and tool calls (when tools were offered and the model called
- * one); a reply that does not parse as calls stays plain content. */
-static void split_reply(const struct job *j, const struct engine_status *st, struct chat_parsed *p)
-{
-    memset(p, 0, sizeof(*p));
-    if (!j->req.has_tools)
-        return;
-    char *text = strndup(st->text, st->text_len);
-    struct mp_error err = {0};
-    if (text && chat_parse_tool_calls(j->s->cfg.chat, text, p, &err))
-        memset(p, 0, sizeof(*p));
-    free(text);
-}
-
-static cJSON *chat_message(const struct job *j, const struct engine_status *st,
-                           const struct chat_parsed *p)
-{
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "assistant");
-    if (p->n_calls > 0) {
-        if (p->content && *p->content)
-            add_text(m, "content", p->content, strlen(p->content));
-        else
-            cJSON_AddNullToObject(m, "content");
-        cJSON_AddItemToObject(m, "tool_calls", tool_calls_array(j, p, false));
-    } else {
-        add_text(m, "content", st->text, st->text_len);
-    }
-    return m;
-}
-
 static void reply_complete(struct job *j, const struct engine_status *st, struct http_reply *out)
 {
     bool chat = j->req.chat;
     cJSON *o = envelope(j, chat ? "chat.completion" : "text_completion");
     cJSON *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     struct chat_parsed p;
-    split_reply(j, st, &p);
+    api_split_reply(j->s->cfg.chat, j->req.has_tools, st->text, st->text_len, &p);
     cJSON_AddNumberToObject(c, "index", 0);
     if (chat)
-        cJSON_AddItemToObject(c, "message", chat_message(j, st, &p));
+        cJSON_AddItemToObject(c, "message", api_chat_message(j->id, st->text, st->text_len, &p));
     else
-        add_text(c, "text", st->text, st->text_len);
+        api_add_text(c, "text", st->text, st->text_len);
     cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", finish_name(st->finish, p.n_calls > 0));
     cJSON_AddItemToArray(choices, c);
@@ -295,7 +203,7 @@ static cJSON *chunk(struct job *j, cJSON **choice_out, cJSON **delta)
 static int text_event(struct job *j, const char *text, size_t n)
 {
     cJSON *c, *d = NULL, *o = chunk(j, &c, &d);
-    add_text(j->req.chat ? d : c, j->req.chat ? "content" : "text", text, n);
+    api_add_text(j->req.chat ? d : c, j->req.chat ? "content" : "text", text, n);
     cJSON_AddNullToObject(c, "finish_reason");
     return queue_event(j, o);
 }
@@ -319,13 +227,13 @@ static int final_events(struct job *j, const struct engine_status *st)
         return queue_event(j, error_object(&e)) || queue_event(j, NULL);
     }
     struct chat_parsed p;
-    split_reply(j, st, &p);
+    api_split_reply(j->s->cfg.chat, j->req.has_tools, st->text, st->text_len, &p);
     int rc = 0;
     if (j->req.has_tools && p.n_calls > 0) {
         cJSON *c, *d, *o = chunk(j, &c, &d);
         if (p.content && *p.content)
-            add_text(d, "content", p.content, strlen(p.content));
-        cJSON_AddItemToObject(d, "tool_calls", tool_calls_array(j, &p, true));
+            api_add_text(d, "content", p.content, strlen(p.content));
+        cJSON_AddItemToObject(d, "tool_calls", api_tool_calls(j->id, &p, true));
         cJSON_AddNullToObject(c, "finish_reason");
         rc = queue_event(j, o);
     } else if (j->req.has_tools && st->text_len > 0) {

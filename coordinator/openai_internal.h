@@ -47,4 +47,21 @@ int api_parse(const struct openai_server *s, bool chat, const char *body, size_t
               struct api_request *out, struct api_error *e);
 void api_request_free(struct api_request *r);
 
+/* Replies (openai_reply.c). Replaces bytes that are not valid UTF-8 with U+FFFD; out needs
+ * 3 * n + 1 bytes; returns the length written (NUL-terminated). */
+size_t api_utf8_clean(const char *in, size_t n, char *out);
+/* Adds text[0..n), made valid UTF-8, as a string member. NULL when out of memory. */
+cJSON *api_add_text(cJSON *o, const char *key, const char *text, size_t n);
+/* When tools were offered, parses the reply's tool calls into *p (zeroed if none or if the reply
+ * does not parse: it is then plain content). Free with chat_parsed_free. */
+void api_split_reply(enum chat_format f, bool tools, const char *reply, size_t n,
+                     struct chat_parsed *p);
+/* OpenAI's tool_calls array: ids derived from the reply id, type "function", arguments as a
+ * JSON string; indexed adds "index" (the streaming delta's form). */
+cJSON *api_tool_calls(const char *reply_id, const struct chat_parsed *p, bool indexed);
+/* The assistant message: tool_calls and content (null when empty) if p has calls, else the
+ * whole text as content. */
+cJSON *api_chat_message(const char *reply_id, const char *text, size_t n,
+                        const struct chat_parsed *p);
+
 #endif

@@ -17,7 +17,8 @@ add_test(NAME engine_test
 
 add_library(mp_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/http.c ${CMAKE_CURRENT_LIST_DIR}/openai.c
-  ${CMAKE_CURRENT_LIST_DIR}/openai_parse.c ${CMAKE_CURRENT_LIST_DIR}/metrics.c
+  ${CMAKE_CURRENT_LIST_DIR}/openai_parse.c ${CMAKE_CURRENT_LIST_DIR}/openai_reply.c
+  ${CMAKE_CURRENT_LIST_DIR}/metrics.c
   ${CMAKE_CURRENT_LIST_DIR}/cmd_serve.c)
 # The chat page's bytes come from the web concern (coordinator/web/); a placeholder until then.
 if(NOT EXISTS ${CMAKE_CURRENT_LIST_DIR}/web)
@@ -30,3 +31,7 @@ add_test(NAME server_http
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/server/server_test.py $<TARGET_FILE:moepool>
           ${CMAKE_SOURCE_DIR}/../shared/conformance/models/lfm2moe-tiny-q4_k_m.gguf)
 set_tests_properties(server_http PROPERTIES TIMEOUT 300)
+
+add_executable(openai_reply_test ${CMAKE_CURRENT_LIST_DIR}/openai_reply_test.c)
+target_link_libraries(openai_reply_test PRIVATE mp_server)
+add_test(NAME openai_reply_test COMMAND openai_reply_test)
