@@ -113,7 +113,10 @@ static struct MHD_Response *make_response(struct http_reply *r)
         snprintf(v, sizeof(v), "%d", r->retry_after);
         MHD_add_response_header(resp, "Retry-After", v);
     }
+    /* browsers on other origins (a local chat UI) may call the API with a key */
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     return resp;
 }
 
