@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
     {"worker", cmd_worker, "join a coordinator and compute its experts"},
     {"keygen", cmd_keygen, "write a CURVE key for an encrypted cluster"},
+    {"serve", cmd_serve, "serve the OpenAI API with continuous batching"},
     {"placement", cmd_placement, "plan expert placement over workers; record routing statistics"},
 };
 
