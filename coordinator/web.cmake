@@ -19,3 +19,31 @@ set_property(GLOBAL APPEND PROPERTY MOEPOOL_LIBS mp_web)
 add_executable(web_assets_test ${CMAKE_CURRENT_LIST_DIR}/web_assets_test.c)
 target_link_libraries(web_assets_test PRIVATE mp_web)
 add_test(NAME web_assets_test COMMAND web_assets_test ${WEB_DIR})
+
+# End-to-end tests of the page and the API through real clients, against a real `moepool serve`
+# with the tiny conformance model (a real tokenizer and chat template; random weights). They
+# need the serve command, so they are registered once commands.h declares it.
+file(READ ${CMAKE_SOURCE_DIR}/commands.h web_commands_h)
+string(FIND "${web_commands_h}" "cmd_serve" web_has_serve)
+if(web_has_serve EQUAL -1)
+  message(STATUS "web: no `moepool serve` yet: browser and openai client tests not registered")
+else()
+  set(WEB_TESTS_DIR ${CMAKE_SOURCE_DIR}/tests/web)
+  set(WEB_MODEL ${CMAKE_SOURCE_DIR}/../shared/conformance/models/qwen3moe-tiny-q4_k_m.gguf)
+  set(WEB_NPM_DIR ${CMAKE_BINARY_DIR}/web-npm)
+  set(web_env MOEPOOL=$<TARGET_FILE:moepool> MOEPOOL_MODEL=${WEB_MODEL})
+
+  add_test(NAME web_browser
+    COMMAND /usr/bin/python3 ${WEB_TESTS_DIR}/browser_test.py $<TARGET_FILE:moepool> ${WEB_MODEL}
+            ${CMAKE_BINARY_DIR}/web-browser)
+  # npm ci once (a fixture), then each test file on its own server.
+  add_test(NAME web_npm_ci COMMAND ${WEB_TESTS_DIR}/run_node_tests.sh ${WEB_NPM_DIR})
+  set_tests_properties(web_npm_ci PROPERTIES FIXTURES_SETUP web_npm SKIP_RETURN_CODE 77)
+  foreach(name openai apikey)
+    add_test(NAME web_${name}
+      COMMAND ${WEB_TESTS_DIR}/run_node_tests.sh ${WEB_NPM_DIR} ${name}.test.mjs)
+    set_tests_properties(web_${name} PROPERTIES FIXTURES_REQUIRED web_npm)
+  endforeach()
+  set_tests_properties(web_browser web_openai web_apikey PROPERTIES
+    ENVIRONMENT "${web_env}" SKIP_RETURN_CODE 77 TIMEOUT 900)
+endif()
