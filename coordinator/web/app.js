@@ -137,6 +137,7 @@ function mergeToolCalls(calls, deltas) {
 
 function renderToolCalls(view, calls) {
   view.el.querySelectorAll(':scope > .tool-call').forEach((el) => el.remove());
+  const els = [];
   for (const call of calls) {
     if (!call) continue;
     let args = call.function.arguments;
@@ -147,8 +148,9 @@ function renderToolCalls(view, calls) {
     el.className = 'tool-call';
     el.dataset.name = call.function.name;
     el.textContent = `tool call ${call.function.name}(${args})`;
-    view.el.append(el);
+    els.push(el);
   }
+  view.content.after(...els); // under the text, above the stats line
 }
 
 // Time to first token, and the decode rate after it (tokens from usage when the server sends
