@@ -25,7 +25,8 @@ if [ $# -eq 0 ]; then
     cd "$dir"
     exec npm ci --no-audit --no-fund
 fi
-# ES modules resolve imports next to their own (real) path: copy the tests beside node_modules.
-cp "$src"/*.mjs "$dir/"
+# ES modules resolve imports next to their own (real) path: copy the tests, and the load-test
+# benchmark that one of them runs, beside node_modules.
+cp "$src"/*.mjs "$src/../../tools/loadtest/loadtest.mjs" "$dir/"
 cd "$dir"
 exec node --test "$@"
