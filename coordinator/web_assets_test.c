@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     CHECK(web_asset("/app.js?v=2", NULL, NULL) == web_asset("/app.js", NULL, NULL),
           "a query string is not ignored");
 
-    const char *missing[] = {"",           "/nope.html", "/index.htm", "/index.html/",
+    const char *missing[] = {"",           "/nope.html",    "/index.htm",   "/index.html/",
                              "index.html", "/../web.cmake", "//index.html", "/embed.cmake"};
     for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++)
         CHECK(!web_asset(missing[i], NULL, NULL), "\"%s\" found", missing[i]);
