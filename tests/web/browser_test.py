@@ -211,7 +211,7 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     port, wd_port = free_port(), free_port()
     server = subprocess.Popen([moepool, "serve", "-m", model, "--host", "127.0.0.1",
-                               "--port", str(port), "-np", "4", "-c", "2048"])
+                               "--port", str(port), "-np", "4", "-c", "2048", "-t", "1"])
     chromedriver = subprocess.Popen([driver, f"--port={wd_port}"], stdout=subprocess.DEVNULL)
     wd = None
     try:

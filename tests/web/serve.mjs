@@ -28,7 +28,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function startServer(args = []) {
   if (!MOEPOOL || !MODEL) throw new Error('set MOEPOOL and MOEPOOL_MODEL');
   const port = await freePort();
-  const argv = ['serve', '-m', MODEL, '--host', '127.0.0.1', '--port', String(port), ...args];
+  // One thread: the tiny test model needs no more, and CI's 2 cores run two tests at once.
+  const argv = ['serve', '-m', MODEL, '--host', '127.0.0.1', '--port', String(port), '-t', '1',
+                ...args];
   const proc = spawn(MOEPOOL, argv, { stdio: ['ignore', 'inherit', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (d) => {
