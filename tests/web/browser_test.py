@@ -8,7 +8,8 @@ and checks that the page
   - streams a greedy reply equal to what the API returns for the same request,
   - shows time to first token and tok/s, and shows typed HTML as text,
   - stops a long reply with the Stop button, after which the server still answers, and the next
-    turn carries the whole conversation (stopped reply included) like the API would.
+    turn carries the whole conversation (stopped reply included) like the API would,
+  - shows the server's error message for a refused request, and New chat clears the page.
 Leaves a screenshot in OUT_DIR/chat.png. Exit 77 (ctest: skipped) without chromium/chromedriver.
 """
 import base64
@@ -195,6 +196,18 @@ def run(wd, port):
     status, _ = http_json(port, "GET", "/health")
     check(status == 200, "server healthy")
     wd.screenshot(os.path.join(OUT_DIR, "chat.png"))
+
+    # A request the server refuses: its OpenAI error message is shown in the reply's place.
+    wd.type("#max_tokens", "-5")
+    wd.type("#input", "This one is refused.")
+    wd.click("#send")
+    error = wait_for("an error", lambda: (lambda r: r and r["state"] == "error" and r["error"])(
+        wd.js(LAST_REPLY)))
+    check(error.startswith("HTTP 400: "), f"the server's error is shown: {error!r}")
+    check(not wd.js("return document.getElementById('send').disabled"), "Send is enabled after an error")
+    wd.click("#new-chat")
+    check(wd.js("return document.getElementById('messages').children.length") == 0,
+          "New chat clears the conversation")
 
 
 def main():
