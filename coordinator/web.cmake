@@ -31,19 +31,27 @@ else()
   set(WEB_TESTS_DIR ${CMAKE_SOURCE_DIR}/tests/web)
   set(WEB_MODEL ${CMAKE_SOURCE_DIR}/../shared/conformance/models/qwen3moe-tiny-q4_k_m.gguf)
   set(WEB_NPM_DIR ${CMAKE_BINARY_DIR}/web-npm)
-  set(web_env MOEPOOL=$<TARGET_FILE:moepool> MOEPOOL_MODEL=${WEB_MODEL})
+  # A tiny model whose greedy reply is always a tool call (tests/web/tool_model.py says how).
+  set(WEB_TOOL_MODEL ${CMAKE_BINARY_DIR}/web-tool-model.gguf)
+  set(web_env MOEPOOL=$<TARGET_FILE:moepool> MOEPOOL_MODEL=${WEB_MODEL}
+      MOEPOOL_TOOL_MODEL=${WEB_TOOL_MODEL})
+  add_test(NAME web_tool_model
+    COMMAND /usr/bin/python3 ${WEB_TESTS_DIR}/tool_model.py $<TARGET_FILE:moepool> ${WEB_TOOL_MODEL})
+  set_tests_properties(web_tool_model PROPERTIES FIXTURES_SETUP web_tool_model)
 
   add_test(NAME web_browser
     COMMAND /usr/bin/python3 ${WEB_TESTS_DIR}/browser_test.py $<TARGET_FILE:moepool> ${WEB_MODEL}
-            ${CMAKE_BINARY_DIR}/web-browser)
+            ${WEB_TOOL_MODEL} ${CMAKE_BINARY_DIR}/web-browser)
+  set_tests_properties(web_browser PROPERTIES FIXTURES_REQUIRED web_tool_model)
   # npm ci once (a fixture), then each test file on its own server.
   add_test(NAME web_npm_ci COMMAND ${WEB_TESTS_DIR}/run_node_tests.sh ${WEB_NPM_DIR})
   set_tests_properties(web_npm_ci PROPERTIES FIXTURES_SETUP web_npm SKIP_RETURN_CODE 77)
-  foreach(name openai apikey loadtest)
+  foreach(name openai tools apikey loadtest)
     add_test(NAME web_${name}
       COMMAND ${WEB_TESTS_DIR}/run_node_tests.sh ${WEB_NPM_DIR} ${name}.test.mjs)
     set_tests_properties(web_${name} PROPERTIES FIXTURES_REQUIRED web_npm)
   endforeach()
-  set_tests_properties(web_browser web_openai web_apikey web_loadtest PROPERTIES
+  set_tests_properties(web_tools PROPERTIES FIXTURES_REQUIRED "web_npm;web_tool_model")
+  set_tests_properties(web_browser web_openai web_tools web_apikey web_loadtest PROPERTIES
     ENVIRONMENT "${web_env}" SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/web/browser_test.py MOEPOOL MODEL OUT_DIR: the chat page in a real browser.
+"""tests/web/browser_test.py MOEPOOL MODEL TOOL_MODEL OUT_DIR: the chat page in a real browser.
 
 Starts `moepool serve` on a free loopback port, drives Debian's headless Chromium through
 chromedriver (WebDriver spoken with the standard library's http.client: nothing to install),
@@ -9,7 +9,9 @@ and checks that the page
   - shows time to first token and tok/s, and shows typed HTML as text,
   - stops a long reply with the Stop button, after which the server still answers, and the next
     turn carries the whole conversation (stopped reply included) like the API would,
-  - shows the server's error message for a refused request, and New chat clears the page.
+  - shows the server's error message for a refused request, and New chat clears the page,
+  - renders a tool call (a second server on TOOL_MODEL, made by tool_model.py, whose greedy
+    reply is always the call find(x=1)).
 Leaves a screenshot in OUT_DIR/chat.png. Exit 77 (ctest: skipped) without chromium/chromedriver.
 """
 import base64
@@ -210,35 +212,46 @@ def run(wd, port):
           "New chat clears the conversation")
 
 
+def run_tool_call(wd, port):
+    wd.go(f"http://127.0.0.1:{port}/")
+    wd.type("#temperature", "0")
+    wd.type("#tools", json.dumps([{"type": "function", "function": {
+        "name": "find", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}}]))
+    wd.type("#input", "Find one.")
+    wd.click("#send")
+    wait_reply(wd)
+    calls = wd.js("return [...document.querySelectorAll('.msg.assistant .tool-call')]"
+                  ".map(e => [e.dataset.name, e.textContent])")
+    check(len(calls) == 1 and calls[0][0] == "find", f"one tool call shown: {calls}")
+    check(calls[0][1] == 'tool call find({\n  "x": 1\n})', "with its arguments, pretty-printed")
+    wd.screenshot(os.path.join(OUT_DIR, "tool-call.png"))
+
+
 def main():
     global OUT_DIR
-    if len(sys.argv) != 4:
-        print("usage: browser_test.py MOEPOOL MODEL OUT_DIR", file=sys.stderr)
+    if len(sys.argv) != 5:
+        print("usage: browser_test.py MOEPOOL MODEL TOOL_MODEL OUT_DIR", file=sys.stderr)
         return 2
-    moepool, model, OUT_DIR = sys.argv[1:]
+    moepool, model, tool_model, OUT_DIR = sys.argv[1:]
     chromium = shutil.which("chromium")
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
         print("SKIP: chromium and chromedriver not found (Debian: apt-get install chromium chromium-driver)")
         return 77
     os.makedirs(OUT_DIR, exist_ok=True)
-    port, wd_port = free_port(), free_port()
-    server = subprocess.Popen([moepool, "serve", "-m", model, "--host", "127.0.0.1",
-                               "--port", str(port), "-np", "4", "-c", "2048", "-t", "1"])
+    wd_port = free_port()
+    servers = []
     chromedriver = subprocess.Popen([driver, f"--port={wd_port}"], stdout=subprocess.DEVNULL)
-    wd = None
     try:
-        def serving():
-            if server.poll() is not None:
-                raise AssertionError(f"moepool serve exited with status {server.returncode}")
-            return http_json(port, "GET", "/health", timeout=5)[0] == 200
-        wait_for("moepool serve", serving)
+        port, server = start_server(servers, moepool, model)
+        tool_port, _ = start_server(servers, moepool, tool_model)
         wait_for("chromedriver", lambda: http_json(wd_port, "GET", "/status", timeout=5)[1][
             "value"]["ready"])
         with tempfile.TemporaryDirectory() as profile:
             wd = WebDriver(wd_port, chromium, profile)
             try:
                 run(wd, port)
+                run_tool_call(wd, tool_port)
             finally:
                 wd.quit()
         check(server.poll() is None, "server still running")
@@ -249,9 +262,25 @@ def main():
     finally:
         chromedriver.terminate()
         chromedriver.wait()
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        for server in servers:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+
+
+def start_server(servers, moepool, model):
+    """`moepool serve` on a free port (one thread: tiny model, 2 shared cores), once healthy."""
+    port = free_port()
+    server = subprocess.Popen([moepool, "serve", "-m", model, "--host", "127.0.0.1",
+                               "--port", str(port), "-np", "4", "-c", "2048", "-t", "1"])
+    servers.append(server)
+
+    def serving():
+        if server.poll() is not None:
+            raise AssertionError(f"moepool serve exited with status {server.returncode}")
+        return http_json(port, "GET", "/health", timeout=5)[0] == 200
+    wait_for("moepool serve", serving)
+    return port, server
 
 
 if __name__ == "__main__":

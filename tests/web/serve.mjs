@@ -22,14 +22,14 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Starts the server with extra arguments; resolves once GET /health answers 200. The wait is
+// Starts the server (on MOEPOOL_MODEL unless told) with extra arguments; resolves once GET /health answers 200. The wait is
 // bounded by the number of polls, not asserted as a speed: loading a tiny model takes well under
 // a second, but an ASan build on a busy 2-core machine can be far slower.
-export async function startServer(args = []) {
-  if (!MOEPOOL || !MODEL) throw new Error('set MOEPOOL and MOEPOOL_MODEL');
+export async function startServer(args = [], model = MODEL) {
+  if (!MOEPOOL || !model) throw new Error('set MOEPOOL and MOEPOOL_MODEL');
   const port = await freePort();
   // One thread: the tiny test model needs no more, and CI's 2 cores run two tests at once.
-  const argv = ['serve', '-m', MODEL, '--host', '127.0.0.1', '--port', String(port), '-t', '1',
+  const argv = ['serve', '-m', model, '--host', '127.0.0.1', '--port', String(port), '-t', '1',
                 ...args];
   const proc = spawn(MOEPOOL, argv, { stdio: ['ignore', 'inherit', 'pipe'] });
   let stderr = '';
