@@ -16,6 +16,8 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"synth", cmd_synth, "write a synthetic model of a real architecture's shape"},
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
+    {"serve", cmd_serve, "serve the OpenAI API with continuous batching"},
+    {"placement", cmd_placement, "plan expert placement over workers; record routing statistics"},
 };
 
 static void usage(FILE *out)

@@ -15,6 +15,11 @@ add_custom_command(OUTPUT ${WEB_EMBED_C}
 
 add_library(mp_web STATIC ${CMAKE_CURRENT_LIST_DIR}/web_assets.c ${WEB_EMBED_C})
 set_property(GLOBAL APPEND PROPERTY MOEPOOL_LIBS mp_web)
+# The server (server.cmake, included before this file) serves the page: say so, so anything
+# linking mp_server links the page too.
+if(TARGET mp_server)
+  target_link_libraries(mp_server PUBLIC mp_web)
+endif()
 
 add_executable(web_assets_test ${CMAKE_CURRENT_LIST_DIR}/web_assets_test.c)
 target_link_libraries(web_assets_test PRIVATE mp_web)

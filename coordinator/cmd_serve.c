@@ -1,0 +1,206 @@
+/* coordinator/cmd_serve.c: `moepool serve`: loads a model, starts the continuous-batching engine
+ * and the OpenAI-compatible HTTP API, and runs until SIGINT or SIGTERM. Shutdown ends running
+ * requests with an error event, waits for connections to close, then frees everything. */
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "coordinator/openai.h"
+#include "coordinator/routing_stats.h"
+#include "kernels/kq.h"
+#include "model/arch.h"
+
+struct serve_args {
+    const char *model, *host, *api_key, *alias, *stats_path;
+    int port, threads, queue;
+    struct engine_config engine;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: moepool serve -m MODEL [--host 127.0.0.1] [--port 8080] [-np SLOTS]\n"
+               "                     [-c CTX] [-t THREADS] [--api-key KEY] [--queue N]\n"
+               "                     [--step-tokens N] [--alias NAME] [--routing-stats FILE]\n");
+}
+
+static int parse_args(int argc, char **argv, struct serve_args *a)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"host", required_argument, 0, 'H'},
+        {"port", required_argument, 0, 'p'},
+        {"np", required_argument, 0, 'N'},
+        {"parallel", required_argument, 0, 'N'},
+        {"ctx-size", required_argument, 0, 'c'},
+        {"threads", required_argument, 0, 't'},
+        {"api-key", required_argument, 0, 'k'},
+        {"queue", required_argument, 0, 'q'},
+        {"step-tokens", required_argument, 0, 's'},
+        {"alias", required_argument, 0, 'a'},
+        {"routing-stats", required_argument, 0, 'r'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    *a = (struct serve_args){.host = "127.0.0.1", .port = 8080, .engine = engine_config_defaults()};
+    a->engine.n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    optind = 1;
+    int c;
+    /* getopt_long_only so llama.cpp's single-dash "-np 4" works as well as "--np 4" */
+    while ((c = getopt_long_only(argc, argv, "m:c:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a->model = optarg; break;
+        case 'H': a->host = optarg; break;
+        case 'p': a->port = atoi(optarg); break;
+        case 'N': a->engine.n_slots = atoi(optarg); break;
+        case 'c': a->engine.n_ctx = atoi(optarg); break;
+        case 't': a->engine.n_threads = atoi(optarg); break;
+        case 'k': a->api_key = optarg; break;
+        case 'q': a->engine.queue_max = atoi(optarg); break;
+        case 's': a->engine.step_tokens = atoi(optarg); break;
+        case 'a': a->alias = optarg; break;
+        case 'r': a->stats_path = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    if (a->engine.step_tokens < a->engine.n_slots)
+        a->engine.step_tokens = a->engine.n_slots;
+    return a->model && optind == argc ? 0 : -1;
+}
+
+/* The name clients use: --alias, else the file name without its directory and ".gguf". */
+static void model_id(const struct serve_args *a, char *out, size_t n)
+{
+    if (a->alias) {
+        snprintf(out, n, "%s", a->alias);
+        return;
+    }
+    char *copy = strdup(a->model);
+    snprintf(out, n, "%s", copy ? basename(copy) : a->model);
+    free(copy);
+    size_t len = strlen(out);
+    if (len > 5 && !strcmp(out + len - 5, ".gguf"))
+        out[len - 5] = 0;
+}
+
+static enum chat_format detect_format(const struct model *m)
+{
+    struct gguf_str tmpl = {"", 0};
+    bool fallback = false;
+    struct mp_error err = {0};
+    gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, &err);
+    enum chat_format f = chat_detect(tmpl.ptr, (size_t)tmpl.len, &fallback);
+    if (fallback)
+        fprintf(stderr, "moepool serve: warning: chat template not recognised, using ChatML\n");
+    return f;
+}
+
+/* /metrics lines: tokens routed per MoE layer and activations per layer and expert. */
+static void routing_metrics(void *ctx, FILE *f)
+{
+    struct routing_stats *st = ctx;
+    pthread_mutex_lock(&st->lock);
+    fprintf(f, "# HELP moepool_routed_tokens_total Tokens routed, per MoE layer.\n"
+               "# TYPE moepool_routed_tokens_total counter\n");
+    for (int l = 0; l < st->n_moe_layers; l++)
+        fprintf(f, "moepool_routed_tokens_total{layer=\"%d\"} %llu\n", l,
+                (unsigned long long)st->tokens[l]);
+    fprintf(f, "# HELP moepool_expert_activations_total Tokens that chose an expert, per MoE "
+               "layer and expert.\n# TYPE moepool_expert_activations_total counter\n");
+    for (int l = 0; l < st->n_moe_layers; l++)
+        for (int e = 0; e < st->n_expert; e++)
+            fprintf(f, "moepool_expert_activations_total{layer=\"%d\",expert=\"%d\"} %llu\n", l, e,
+                    (unsigned long long)rstats_count(st, l, e));
+    pthread_mutex_unlock(&st->lock);
+}
+
+struct serve {
+    struct routing_stats *stats;
+    struct model *m;
+    struct tok_vocab *v;
+    struct engine *e;
+    struct openai_server *api;
+    struct http_server *http;
+};
+
+static int start(struct serve *s, const struct serve_args *a, const char *id, struct mp_error *err)
+{
+    int rc = model_open(a->model, &s->m, err);
+    if (!rc)
+        rc = tok_load(s->m->gguf, &s->v, err);
+    if (!rc)
+        rc = rstats_new(s->m->arch->name, s->m->n_moe_layers, (int)s->m->hp.n_expert, &s->stats,
+                        err);
+    struct engine_config ec = a->engine;
+    ec.routing_stats = s->stats;
+    if (!rc)
+        rc = engine_new(s->m, s->v, NULL, &ec, &s->e, err);
+    if (rc)
+        return rc;
+    struct openai_config oc = {.engine = s->e,
+                               .model_id = id,
+                               .chat = detect_format(s->m),
+                               .api_key = a->api_key,
+                               .metrics_extra = routing_metrics,
+                               .metrics_ctx = s->stats};
+    if ((rc = openai_new(&oc, &s->api, err)))
+        return rc;
+    return http_start(a->host, a->port, openai_handle, s->api, &s->http, err);
+}
+
+static void stop(struct serve *s, const char *stats_path)
+{
+    engine_stop(s->e); /* wakes every waiting connection with an error */
+    http_stop(s->http);
+    openai_free(s->api);
+    engine_free(s->e);
+    tok_free(s->v);
+    model_close(s->m);
+    struct mp_error err = {0};
+    if (s->stats && stats_path && rstats_save(s->stats, stats_path, &err))
+        fprintf(stderr, "moepool serve: %s\n", err.msg);
+    rstats_free(s->stats);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct serve_args a;
+    if (parse_args(argc, argv, &a)) {
+        usage(stderr);
+        return 2;
+    }
+    /* Block the stop signals in every thread (they inherit the mask); main takes them with
+     * sigwait, so no handler runs in the middle of a step. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the server */
+    kq_init();
+    char id[256];
+    model_id(&a, id, sizeof(id));
+    struct serve s = {0};
+    struct mp_error err = {0};
+    int rc = start(&s, &a, id, &err);
+    if (rc) {
+        fprintf(stderr, "moepool serve: %s\n", err.msg);
+        stop(&s, a.stats_path);
+        return rc == MP_ENOMEM || rc == MP_EIO ? 1 : 2;
+    }
+    printf("moepool serve: model '%s' on http://%s:%d (%d slots, context %d, %d threads, %s "
+           "kernels)\n",
+           id, a.host, http_port(s.http), a.engine.n_slots, (int)a.engine.n_ctx, a.engine.n_threads,
+           kq_simd_name());
+    fflush(stdout);
+    int sig;
+    sigwait(&stop_sigs, &sig);
+    fprintf(stderr, "moepool serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop(&s, a.stats_path);
+    return 0;
+}
