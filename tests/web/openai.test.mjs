@@ -158,7 +158,7 @@ test('errors: the client raises its own error classes with OpenAI error objects'
   // Wrong types: messages must be an array of message objects.
   await assert.rejects(
     client.chat.completions.create({ model, messages: 'hi', max_tokens: 1 }),
-    (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.error?.message);
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && typeof e.error?.message === 'string');
   await assert.rejects(
     client.chat.completions.create({ model, messages: ask('hi'), max_tokens: 'many' }),
     (e) => e instanceof OpenAI.BadRequestError && e.status === 400);
