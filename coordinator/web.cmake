@@ -51,12 +51,12 @@ else()
   # npm ci once (a fixture), then each test file on its own server.
   add_test(NAME web_npm_ci COMMAND ${WEB_TESTS_DIR}/run_node_tests.sh ${WEB_NPM_DIR})
   set_tests_properties(web_npm_ci PROPERTIES FIXTURES_SETUP web_npm SKIP_RETURN_CODE 77)
-  foreach(name openai tools apikey loadtest)
+  foreach(name openai concurrency tools apikey loadtest)
     add_test(NAME web_${name}
       COMMAND ${WEB_TESTS_DIR}/run_node_tests.sh ${WEB_NPM_DIR} ${name}.test.mjs)
     set_tests_properties(web_${name} PROPERTIES FIXTURES_REQUIRED web_npm)
   endforeach()
   set_tests_properties(web_tools PROPERTIES FIXTURES_REQUIRED "web_npm;web_tool_model")
-  set_tests_properties(web_browser web_openai web_tools web_apikey web_loadtest PROPERTIES
-    ENVIRONMENT "${web_env}" SKIP_RETURN_CODE 77 TIMEOUT 900)
+  set_tests_properties(web_browser web_openai web_concurrency web_tools web_apikey web_loadtest
+    PROPERTIES ENVIRONMENT "${web_env}" SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()

@@ -1,7 +1,7 @@
 // tests/web/openai.test.mjs: `moepool serve` driven by the official openai npm client, as people
-// will use it: chat (plain and streamed), tools, completions, models, errors as the client's
-// error classes, 32 concurrent greedy streams equal to their solo outputs, and a server that
-// keeps serving after clients abort mid-stream. Run by tests/web/run_node_tests.sh (ctest).
+// will use it: chat (plain and streamed), a tool conversation, completions, models, errors as the
+// client's error classes. Concurrency and aborts: concurrency.test.mjs; tool calls made by the
+// model: tools.test.mjs. Run by tests/web/run_node_tests.sh (ctest).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -108,23 +108,6 @@ const weatherTool = {
   },
 };
 
-test('tools: a request with tools gets an assistant message; tool calls, if any, are structured', async () => {
-  const r = await client.chat.completions.create({
-    model, messages: ask('What is the weather in Paris?'), tools: [weatherTool],
-    tool_choice: 'auto', ...greedy });
-  const msg = r.choices[0].message;
-  assert.equal(msg.role, 'assistant');
-  // The test model has random weights, so it rarely emits a call; when it does, the call must
-  // come back as OpenAI tool_calls, not as markup in the content.
-  for (const call of msg.tool_calls ?? []) {
-    assert.equal(call.type, 'function');
-    assert.equal(typeof call.id, 'string');
-    assert.equal(typeof call.function.name, 'string');
-    assert.equal(typeof call.function.arguments, 'string');
-  }
-  if (msg.tool_calls?.length) assert.equal(r.choices[0].finish_reason, 'tool_calls');
-});
-
 test('tools: a conversation with a tool call and its result is accepted', async () => {
   const messages = [
     ...ask('What is the weather in Paris?'),
@@ -132,11 +115,11 @@ test('tools: a conversation with a tool call and its result is accepted', async 
       function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
     { role: 'tool', tool_call_id: 'call_1', content: '{"temperature_c": 18, "sky": "clear"}' },
   ];
-  const plain = await client.chat.completions.create({ model, messages, tools: [weatherTool], ...greedy });
-  assert.equal(plain.choices[0].message.role, 'assistant');
-  // The same conversation streamed gives the same greedy reply.
-  const s = await streamText({ messages, tools: [weatherTool], ...greedy });
-  assert.equal(s.text, plain.choices[0].message.content ?? '');
+  // Qwen3's template renders the tools, the call and the result (tool calls made by a model are
+  // tested in tools.test.mjs).
+  const r = await client.chat.completions.create({ model, messages, tools: [weatherTool], ...greedy });
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.ok(r.usage.prompt_tokens > 0);
 });
 
 test('completions: plain and streamed agree', async () => {
@@ -178,52 +161,4 @@ test('errors: malformed JSON gets a 400 error object (the client cannot send it:
   const body = await r.json();
   assert.equal(typeof body.error.message, 'string');
   assert.equal(typeof body.error.type, 'string');
-});
-
-// Four prompts, eight streams each, all at once: every stream must finish without error and
-// give exactly its prompt's solo greedy output (batch invariance, issue 6).
-test('32 concurrent streaming chats finish and equal their solo greedy outputs', async () => {
-  const prompts = ['Hi', 'Write a haiku about rain.', 'What is 2+2?', 'List three colours.'];
-  const solo = [];
-  for (const p of prompts) solo.push((await streamText({ messages: ask(p), ...greedy })).text);
-  const runs = Array.from({ length: 32 }, (_, i) =>
-    streamText({ messages: ask(prompts[i % prompts.length]), ...greedy }));
-  const results = await Promise.allSettled(runs);
-  results.forEach((r, i) => {
-    assert.equal(r.status, 'fulfilled', `stream ${i}: ${r.reason}`);
-    assert.equal(r.value.text, solo[i % prompts.length], `stream ${i} differs from solo`);
-  });
-});
-
-test('the server keeps serving after clients abort mid-stream', async () => {
-  const solo = await client.chat.completions.create({ model, messages: ask('Still there?'), ...greedy });
-  // Long generations, each abandoned after its first content chunk.
-  const aborted = Array.from({ length: 8 }, async () => {
-    const stream = await client.chat.completions.create({
-      model, messages: ask('Tell me everything.'), temperature: 0, max_tokens: 400, stream: true });
-    let got = 0;
-    try {
-      for await (const chunk of stream) {
-        if (chunk.choices[0]?.delta?.content && ++got === 1) stream.controller.abort();
-      }
-    } catch (e) {
-      if (!(e instanceof OpenAI.APIUserAbortError) && e.name !== 'AbortError') throw e;
-    }
-    return got;
-  });
-  for (const got of await Promise.all(aborted)) assert.ok(got >= 1);
-  // A non-streamed request abandoned before its answer, too.
-  const controller = new AbortController();
-  const pending = client.chat.completions.create(
-    { model, messages: ask('Tell me everything.'), temperature: 0, max_tokens: 400 },
-    { signal: controller.signal });
-  setTimeout(() => controller.abort(), 50);
-  await assert.rejects(pending, (e) => e instanceof OpenAI.APIUserAbortError);
-
-  assert.equal(server.exited, null, 'server died');
-  const health = await fetch(server.base + '/health');
-  assert.equal(health.status, 200);
-  // The freed slots serve new requests with unchanged results.
-  const after = await client.chat.completions.create({ model, messages: ask('Still there?'), ...greedy });
-  assert.equal(after.choices[0].message.content, solo.choices[0].message.content);
 });
