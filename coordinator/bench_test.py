@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""coordinator/bench_test.py MOEPOOL MODEL: `moepool bench --json` on a tiny model with tiny
+sizes. Checks that every line is one JSON object with the fields tools/bench_report.sh reads and
+that they agree with each other and with the file; bad arguments are refused with a usage line.
+No timing is asserted: only that rates are positive and finite (the machine is shared)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+moepool, model = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+args = [moepool, "bench", "-m", model, "-t", "2", "-p", "16", "-n", "4", "--batch", "1,3",
+        "--batch-prompt", "5", "--batch-gen", "3", "--tg-prompt", "2", "-r", "3", "--ubatch", "8",
+        "--probe-mib", "16", "--json"]
+out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+check(out.returncode == 0, f"exit status {out.returncode}: {out.stderr.strip()}")
+lines = [json.loads(l) for l in out.stdout.splitlines()]
+check([l["test"] for l in lines] == ["pp16", "tg4", "batch1", "batch3"],
+      f"tests {[l['test'] for l in lines]}")
+expect = {"pp16": (1, 16, 0), "tg4": (1, 2, 4), "batch1": (1, 5, 3), "batch3": (3, 5, 3)}
+size = os.path.getsize(model)
+rss = 0
+for l in lines:
+    t = l["test"]
+    check(l["engine"] == "moepool" and l["model"] == os.path.basename(model), f"{t}: names")
+    check(l["threads"] == 2 and l["reps"] == 3 and len(l["samples"]) == 3, f"{t}: counts")
+    check((l["n_seq"], l["n_prompt"], l["n_gen"]) == expect[t], f"{t}: shape")
+    check(l["model_bytes"] == size, f"{t}: model_bytes {l['model_bytes']} != {size}")
+    s = sorted(l["samples"])
+    check(all(math.isfinite(x) and x > 0 for x in s), f"{t}: samples {s}")
+    # Printed with 3 decimals: the median of 3 samples is the middle one exactly.
+    check(l["min"] == s[0] and l["max"] == s[2] and l["tokens_per_s"] == s[1], f"{t}: stats")
+    # ru_maxrss only grows, and a process that mapped and read the weights holds at least the
+    # tensors it touched; the whole file is an upper bound for those, so only check > 0 here.
+    check(l["peak_rss_bytes"] > 0 and l["peak_rss_bytes"] >= rss, f"{t}: peak RSS")
+    rss = l["peak_rss_bytes"]
+    # A decode token reads less than the whole file (only k of n experts) but more than nothing.
+    check(0 < l["decode_bytes_per_token"] < size, f"{t}: bytes/token")
+    check(l["read_bw_bytes_per_s"] > 0, f"{t}: bandwidth")
+    roof = "roofline_tokens_per_s" in l
+    check(roof == (t in ("tg4", "batch1")), f"{t}: roofline present {roof}")
+    if roof:
+        want = l["read_bw_bytes_per_s"] / l["decode_bytes_per_token"]
+        # Both sides printed rounded (bandwidth to 1 B/s, bytes to 1 B, rate to 1e-3): 1e-3.
+        check(abs(l["roofline_tokens_per_s"] - want) <= 1e-3 * want, f"{t}: roofline value")
+        pct = 100 * l["tokens_per_s"] / l["roofline_tokens_per_s"]
+        check(abs(l["roofline_pct"] - pct) <= 0.01 + 1e-3 * pct, f"{t}: roofline %")
+    check(("prompt_tokens_per_s" in l) == (t == "batch3"), f"{t}: prompt rate present")
+
+# The text table: a header and one row per test.
+txt = subprocess.run(args[:-1], capture_output=True, text=True, timeout=600)
+rows = [r.split()[0] for r in txt.stdout.splitlines()[3:]]
+check(txt.returncode == 0 and rows == ["pp16", "tg4", "batch1", "batch3"], f"text rows {rows}")
+
+# Bad input: one clear line, exit status 2, never a crash.
+for bad in (["-m", model, "--batch", "1,x"], ["-m", model, "-r", "0"], ["-m", model, "-t", "-1"],
+            ["-p", "3"], ["-m", "/nonexistent.gguf", "--probe-mib", "1"],
+            ["-m", model, "--probe-mib", "1", "--cluster", "tcp://127.0.0.1:1"]):
+    r = subprocess.run([moepool, "bench"] + bad, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2 and r.stderr.strip() and r.stdout == "",
+          f"{bad}: exit {r.returncode}, stderr {r.stderr.strip()!r}")
+
+print(f"bench_json: {len(lines)} lines, {len(failures)} failures")
+sys.exit(1 if failures else 0)
