@@ -6,6 +6,7 @@ No timing is asserted: only that rates are positive and finite (the machine is s
 import json
 import math
 import os
+import struct
 import subprocess
 import sys
 
@@ -19,6 +20,63 @@ def check(cond, what):
         print("FAIL:", what)
 
 
+
+# A minimal GGUF reader (docs/gguf.md): metadata integers and each tensor's name and data offset.
+SCALAR = {0: ("<B", 1), 1: ("<b", 1), 2: ("<H", 2), 3: ("<h", 2), 4: ("<I", 4), 5: ("<i", 4),
+          6: ("<f", 4), 7: ("<B", 1), 10: ("<Q", 8), 11: ("<q", 8), 12: ("<d", 8)}
+
+
+def read_str(b, p):
+    n = struct.unpack_from("<Q", b, p)[0]
+    return b[p + 8:p + 8 + n].decode("utf-8", "replace"), p + 8 + n
+
+
+def read_value(b, p, t):
+    if t == 8:
+        return read_str(b, p)
+    if t == 9:
+        et, n = struct.unpack_from("<IQ", b, p)
+        p += 12
+        for _ in range(n):
+            p = read_value(b, p, et)[1]
+        return None, p
+    fmt, size = SCALAR[t]
+    return struct.unpack_from(fmt, b, p)[0], p + size
+
+
+def expected_decode_bytes(path):
+    """Bytes a decode token reads, computed independently of moepool: each tensor's size is the
+    gap to the next tensor's data (so it includes alignment padding, at most `alignment` bytes
+    per tensor); experts count k/n of their size, an untied token embedding not at all."""
+    b = open(path, "rb").read()
+    n_t, n_kv = struct.unpack_from("<QQ", b, 8)
+    p, kv, tensors = 24, {}, []
+    for _ in range(n_kv):
+        k, p = read_str(b, p)
+        t = struct.unpack_from("<I", b, p)[0]
+        kv[k], p = read_value(b, p + 4, t)
+    for _ in range(n_t):
+        name, p = read_str(b, p)
+        nd = struct.unpack_from("<I", b, p)[0]
+        p += 4 + 8 * nd + 4
+        tensors.append((struct.unpack_from("<Q", b, p)[0], name))
+        p += 8
+    align = kv.get("general.alignment", 32)
+    data = (p + align - 1) // align * align
+    tensors.sort()
+    ends = [off for off, _ in tensors[1:]] + [len(b) - data]
+    arch = kv["general.architecture"]
+    frac = kv[f"{arch}.expert_used_count"] / kv[f"{arch}.expert_count"]
+    names = {name for _, name in tensors}
+    total = 0.0
+    for (off, name), end in zip(tensors, ends):
+        if "_exps." in name:
+            total += frac * (end - off)
+        elif name != "token_embd.weight" or "output.weight" not in names:
+            total += end - off
+    return total, align * len(tensors)
+
+
 args = [moepool, "bench", "-m", model, "-t", "2", "-p", "16", "-n", "4", "--batch", "1,3",
         "--batch-prompt", "5", "--batch-gen", "3", "--tg-prompt", "2", "-r", "3", "--ubatch", "8",
         "--probe-mib", "16", "--json"]
@@ -30,6 +88,7 @@ check([l["test"] for l in lines] == ["pp16", "tg4", "batch1", "batch3"],
 expect = {"pp16": (1, 16, 0), "tg4": (1, 2, 4), "batch1": (1, 5, 3), "batch3": (3, 5, 3)}
 size = os.path.getsize(model)
 rss = 0
+want_bytes, padding = expected_decode_bytes(model)
 for l in lines:
     t = l["test"]
     check(l["engine"] == "moepool" and l["model"] == os.path.basename(model), f"{t}: names")
@@ -46,6 +105,10 @@ for l in lines:
     rss = l["peak_rss_bytes"]
     # A decode token reads less than the whole file (only k of n experts) but more than nothing.
     check(0 < l["decode_bytes_per_token"] < size, f"{t}: bytes/token")
+    # The reader above counts padding between tensors, which moepool rightly does not.
+    got = l["decode_bytes_per_token"]
+    check(want_bytes - padding <= got <= want_bytes + 1,
+          f"{t}: bytes/token {got} vs {want_bytes} (padding up to {padding})")
     check(l["read_bw_bytes_per_s"] > 0, f"{t}: bandwidth")
     roof = "roofline_tokens_per_s" in l
     check(roof == (t in ("tg4", "batch1")), f"{t}: roofline present {roof}")
