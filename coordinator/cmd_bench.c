@@ -231,20 +231,22 @@ static void print_header(const struct bench_args *a, const struct bench_env *e)
            e->read_bw / 1e9, e->bytes.per_token / 1e9, (double)e->bytes.dense / 1e9,
            (double)e->bytes.head / 1e9, (e->bytes.per_token - e->bytes.dense - e->bytes.head) / 1e9,
            (double)e->bytes.experts / 1e9, e->read_bw / e->bytes.per_token);
-    printf("%-10s %10s %10s %10s %9s %10s\n", "test", "tok/s", "min", "max", "roofline",
-           "peak RSS");
+    printf("%-10s %10s %10s %10s %9s %10s %11s\n", "test", "tok/s", "min", "max", "roofline",
+           "peak RSS", "prompt t/s");
 }
 
 static void print_row(const struct bench_args *a, const struct bench_env *e,
                       const struct bench_test *t, const struct bench_result *r)
 {
     double lo, hi, med = median(r->tok_s, a->reps);
-    char roof[16] = "";
+    char roof[16] = "", prompt[16] = "";
     min_max(r->tok_s, a->reps, &lo, &hi);
     if (has_roofline(t))
         snprintf(roof, sizeof(roof), "%.1f%%", 100 * med * e->bytes.per_token / e->read_bw);
-    printf("%-10s %10.2f %10.2f %10.2f %9s %8.2f GB\n", t->name, med, lo, hi, roof,
-           (double)r->peak_rss / 1e9);
+    if (t->kind == TEST_DECODE && t->n_seq > 1) /* the batch's prompt phase, as S_PP */
+        snprintf(prompt, sizeof(prompt), "%.2f", median(r->prompt_tok_s, a->reps));
+    printf("%-10s %10.2f %10.2f %10.2f %9s %8.2f GB %11s\n", t->name, med, lo, hi, roof,
+           (double)r->peak_rss / 1e9, prompt);
     fflush(stdout);
 }
 
