@@ -3,7 +3,8 @@
 # count, and writes the benchmark report (docs/bench.md by default).
 #
 #   tools/bench_report.sh [-m MODEL] [-t THREADS] [-R ROUNDS] [-o OUT.md] [--quick]
-#                         [--moepool BIN] [--llama-bench BIN] [-- EXTRA BENCH OPTIONS]
+#                         [--moepool BIN] [--llama-bench BIN | --no-llama]
+#                         [-- EXTRA BENCH OPTIONS]
 #
 # Defaults: the full-size synthetic LFM2-8B-A1B Q4_K_M (/work/synth-out/lfm2-8b-a1b-q4_k_m.gguf,
 # written by `moepool synth` when missing), 2 threads, 3 rounds, build/moepool,
@@ -35,10 +36,12 @@ while [ $# -gt 0 ]; do
     -o) OUT=$2; shift 2 ;;
     --moepool) MOEPOOL=$2; shift 2 ;;
     --llama-bench) LLAMA_BENCH=$2; shift 2 ;;
+    --no-llama) LLAMA_BENCH=; LLAMA_NPM=/nonexistent; shift ;;
     --quick) QUICK=1; shift ;;
     --) shift; break ;;
     *) echo "usage: tools/bench_report.sh [-m MODEL] [-t THREADS] [-R ROUNDS] [-o OUT.md]" \
-            "[--quick] [--moepool BIN] [--llama-bench BIN] [-- BENCH OPTIONS]" >&2; exit 2 ;;
+            "[--quick] [--moepool BIN] [--llama-bench BIN | --no-llama] [-- BENCH OPTIONS]" >&2
+        exit 2 ;;
     esac
 done
 # The same test sizes for both engines (the issue's: pp512, tg128, batches of 1, 8 and 32
@@ -55,10 +58,10 @@ if [ ! -f "$MODEL" ]; then
     mkdir -p "$(dirname "$MODEL")"
     "$MOEPOOL" synth --preset lfm2-8b-a1b --type q4_k_m -o "$MODEL"
 fi
-if [ ! -x "$LLAMA_BENCH" ] && [ -d "$LLAMA_NPM/node_modules" ]; then
+if [ -n "$LLAMA_BENCH" ] && [ ! -x "$LLAMA_BENCH" ] && [ -d "$LLAMA_NPM/node_modules" ]; then
     "$HERE/llama/build.sh" "$LLAMA_NPM" "$(dirname "$LLAMA_BENCH")" >&2 || true
 fi
-[ -x "$LLAMA_BENCH" ] || { echo "bench_report.sh: no llama_bench: moepool only" >&2; LLAMA_BENCH=; }
+[ -n "$LLAMA_BENCH" ] && [ -x "$LLAMA_BENCH" ] || { echo "bench_report.sh: no llama_bench: moepool only" >&2; LLAMA_BENCH=; }
 
 mkdir -p "$(dirname "$OUT")"
 RAW=${OUT%.md}.jsonl
