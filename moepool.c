@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"synth", cmd_synth, "write a synthetic model of a real architecture's shape"},
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
     {"bench", cmd_bench, "measure prompt, decode and batched-decode speed, peak RSS, roofline"},
+    {"placement", cmd_placement, "plan expert placement over workers; record routing statistics"},
 };
 
 static void usage(FILE *out)

@@ -282,7 +282,7 @@ static int open_backend(const struct bench_args *a, const struct model *m, struc
     if (a->cluster)
         return mp_error_set(err, MP_EUNSUPPORTED, "--cluster: this build has no cluster "
                             "backend yet (coordinator/cluster.h)");
-    return eb_local_new(m, tp, n_max, eb, err);
+    return eb_local_new(m, NULL, tp, n_max, eb, err); /* NULL: every expert, from the mapping */
 }
 
 struct bench_session {
