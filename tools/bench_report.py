@@ -59,7 +59,8 @@ def machine_table(meta):
             ("threads", meta.get("threads")), ("rounds (interleaved)", meta.get("rounds")),
             ("bench options", f"`{meta.get('options')}`"),
             ("load average before / after (1, 5, 15 min)",
-             f"{meta.get('load_before')} / {meta.get('load_after')}")]
+             f"{meta.get('load_before')} / {meta.get('load_after')}"),
+            ("load average (1 min) after each round", meta.get("load_rounds", "").strip())]
     out = ["| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in rows]
     return out

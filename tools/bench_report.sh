@@ -197,6 +197,7 @@ while [ "$round" -le "$ROUNDS" ]; do
         run_llama "$round" "$@" || exit 1
         run_moepool "$round" "$@" || exit 1
     fi
+    echo "load_rounds=$(grep '^load_rounds=' "$META" | tail -n 1 | cut -d= -f2-) $(cut -d' ' -f1 /proc/loadavg)" >>"$META"
     round=$((round + 1))
 done
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META"
