@@ -137,7 +137,8 @@ static void print_table(const struct placement *p, const struct model *m,
             printf("  %12.1f%%", 100 * recorded[w]);
         printf("\n");
     }
-    printf("imbalance (busiest worker / mean, per layer): %.3f uniform", place_imbalance(p, NULL));
+    printf("imbalance (worst worker load / its fair part, per layer): %.3f uniform",
+           place_imbalance(p, NULL));
     if (s)
         printf(", %.3f with statistics", place_imbalance(p, s));
     printf("\n");

@@ -10,6 +10,7 @@
 #include "coordinator/placement_json.h"
 #include "coordinator/routing_stats.h"
 #include "model/arch.h"
+#include "model/fingerprint.h"
 #include "model/model.h"
 
 #define PLACE_FORMAT "moepool-placement"
@@ -87,8 +88,11 @@ void place_free(struct placement *p)
 int place_new_for_model(const struct model *m, int n_workers, const struct place_worker *workers,
                         struct placement **out, struct mp_error *err)
 {
-    return place_new(m->arch->name, m->n_moe_layers, (int)m->hp.n_expert, n_workers, workers, out,
-                     err);
+    int rc = place_new(m->arch->name, m->n_moe_layers, (int)m->hp.n_expert, n_workers, workers,
+                       out, err);
+    if (!rc)
+        fingerprint_hex(fingerprint_gguf(m->gguf), (*out)->fingerprint);
+    return rc;
 }
 
 int place_worker_index(const struct placement *p, const char *name)
@@ -146,7 +150,12 @@ int place_check_model(const struct placement *p, const struct model *m, const ch
                             "placement is for %d MoE layers x %d experts, the model has %d x %lld",
                             p->n_moe_layers, p->n_expert, m->n_moe_layers,
                             (long long)m->hp.n_expert);
-    if (p->fingerprint[0] && fingerprint && fingerprint[0] && strcmp(p->fingerprint, fingerprint))
+    char own[FINGERPRINT_HEX_LEN + 1];
+    if (!fingerprint) {
+        fingerprint_hex(fingerprint_gguf(m->gguf), own);
+        fingerprint = own;
+    }
+    if (p->fingerprint[0] && fingerprint[0] && strcmp(p->fingerprint, fingerprint))
         return mp_error_set(err, MP_EINVAL,
                             "placement is for model file %s, this one's fingerprint is %s",
                             p->fingerprint, fingerprint);
@@ -229,17 +238,41 @@ void place_expected_load(const struct placement *p, const struct routing_stats *
         share[w] = total > 0 ? share[w] / total : 0;
 }
 
+void place_speeds(const struct place_worker *workers, int n_workers, double *speed)
+{
+    double cores_sum = 0;
+    int n_cores = 0, n_mem = 0;
+    for (int w = 0; w < n_workers; w++) {
+        cores_sum += workers[w].cores;
+        n_cores += workers[w].cores > 0;
+        n_mem += workers[w].mem_bytes > 0;
+    }
+    for (int w = 0; w < n_workers; w++) {
+        if (n_cores)
+            speed[w] = workers[w].cores ? workers[w].cores : cores_sum / n_cores;
+        else if (n_mem == n_workers)
+            speed[w] = (double)workers[w].mem_bytes;
+        else
+            speed[w] = 1;
+    }
+}
+
 double place_imbalance(const struct placement *p, const struct routing_stats *stats)
 {
-    double load[PLACE_MAX_WORKERS], sum = 0;
+    double load[PLACE_MAX_WORKERS], speed[PLACE_MAX_WORKERS], speed_sum = 0, sum = 0;
+    place_speeds(p->workers, p->n_workers, speed);
+    for (int w = 0; w < p->n_workers; w++)
+        speed_sum += speed[w];
     for (int l = 0; l < p->n_moe_layers; l++) {
         place_layer_load(p, stats, l, load);
-        double max = 0, total = 0;
-        for (int w = 0; w < p->n_workers; w++) {
-            max = load[w] > max ? load[w] : max;
+        double worst = 0, total = 0;
+        for (int w = 0; w < p->n_workers; w++)
             total += load[w];
+        for (int w = 0; w < p->n_workers; w++) {
+            double fair = total * speed[w] / speed_sum;
+            worst = fair > 0 && load[w] / fair > worst ? load[w] / fair : worst;
         }
-        sum += total > 0 ? max / (total / p->n_workers) : 1;
+        sum += total > 0 ? worst : 1;
     }
     return sum / p->n_moe_layers;
 }

@@ -191,27 +191,6 @@ static int check_fits(const struct planner *pl, struct mp_error *err)
 
 /* ---- capacity shares ---- */
 
-/* Speed weight: cores when any worker reports them (others get the mean), else memory when all
- * report it, else equal. */
-static void speeds(const struct plan_request *r, double *speed)
-{
-    double cores_sum = 0;
-    int n_cores = 0, n_mem = 0;
-    for (int w = 0; w < r->n_workers; w++) {
-        cores_sum += r->workers[w].cores;
-        n_cores += r->workers[w].cores > 0;
-        n_mem += r->workers[w].mem_bytes > 0;
-    }
-    for (int w = 0; w < r->n_workers; w++) {
-        if (n_cores)
-            speed[w] = r->workers[w].cores ? r->workers[w].cores : cores_sum / n_cores;
-        else if (n_mem == r->n_workers)
-            speed[w] = (double)r->workers[w].mem_bytes;
-        else
-            speed[w] = 1;
-    }
-}
-
 /* Water-filling: shares follow speed; a worker whose share would exceed its memory is capped
  * there and the rest is spread over the others again. */
 static void capacity_shares(struct planner *pl, uint64_t total)
@@ -219,7 +198,7 @@ static void capacity_shares(struct planner *pl, uint64_t total)
     const struct plan_request *r = pl->req;
     double speed[PLACE_MAX_WORKERS], left = (double)total;
     bool capped[PLACE_MAX_WORKERS] = {0};
-    speeds(r, speed);
+    place_speeds(r->workers, r->n_workers, speed);
     for (bool changed = true; changed;) {
         changed = false;
         double sum = 0;
