@@ -2,7 +2,9 @@
  * processing (ppN), single-stream decode (tgN), aggregate decode of N concurrent sequences
  * (batchN, as llama-batched-bench's S_TG), peak RSS, and the decode memory roofline. Each test
  * runs -r times; the median is the figure, min and max show the noise. --json prints one object
- * per line and test, the format tools/llama/llama_bench prints too, for tools/bench_report.sh. */
+ * per line and test, the format tools/llama/llama_bench prints too, for tools/bench_report.sh.
+ * --cluster runs the same tests with the experts on workers (`moepool worker --join`) and adds
+ * the expert traffic per token and MoE layer. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +13,20 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "coordinator/bench_backend.h"
 #include "coordinator/bench_model.h"
 #include "coordinator/bench_probe.h"
 #include "coordinator/bench_run.h"
 #include "kernels/kq.h"
-#include "model/eb_local.h"
 
 #define BENCH_MAX_BATCHES 16
 #define BENCH_MAX_REPS 100
+/* Workers load their shards before the first test: minutes for a full-size model from disk. */
+#define BENCH_CLUSTER_WAIT_MS (10 * 60 * 1000)
 
 struct bench_args {
     const char *model;
-    const char *cluster; /* workers' endpoints, for the cluster's expert backend */
+    struct cluster_opts cluster; /* endpoint NULL: experts in-process */
     int threads, n_prompt, n_gen, tg_prompt, batch_prompt, batch_gen, reps, ubatch, probe_mib;
     int batch[BENCH_MAX_BATCHES], n_batch;
     bool json;
@@ -36,10 +40,12 @@ struct bench_test {
     int n_seq, n_prompt, n_gen;
 };
 
-/* One test's outcome: per-repetition rates, and the process's peak RSS once it ran. */
+/* One test's outcome: per-repetition rates, the process's peak RSS once it ran, and (cluster)
+ * the expert traffic of its repetitions per token and MoE layer. */
 struct bench_result {
     double tok_s[BENCH_MAX_REPS], prompt_tok_s[BENCH_MAX_REPS];
     long long peak_rss;
+    double bytes_per_token_layer;
 };
 
 /* What every line shares: the machine's and the model's side of the roofline. */
@@ -56,7 +62,8 @@ static void usage(FILE *f)
             "usage: moepool bench -m MODEL [-t THREADS] [-p 512] [-n 128] [--batch 1,8,32]\n"
             "                     [--batch-prompt 128] [--batch-gen 32] [--tg-prompt 16]\n"
             "                     [-r REPS] [--ubatch 512] [--probe-mib 512] [--json]\n"
-            "                     [--cluster ENDPOINTS]\n"
+            "                     [--cluster tcp://HOST:PORT --expect-workers N [--wire F]\n"
+            "                      [--key FILE] [--local-shard]]\n"
             "  -p 0, -n 0 or --batch '' skip that test; tok/s figures are medians of REPS runs\n");
 }
 
@@ -87,6 +94,15 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+static int parse_wire(const char *s, enum wire_type *out)
+{
+    int w = wire_parse(s);
+    if (w < 0)
+        return -1;
+    *out = (enum wire_type)w;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct bench_args *a)
 {
     static const struct option opts[] = {
@@ -96,7 +112,9 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         {"batch-gen", required_argument, 0, 'G'}, {"tg-prompt", required_argument, 0, 'T'},
         {"reps", required_argument, 0, 'r'}, {"ubatch", required_argument, 0, 'u'},
         {"probe-mib", required_argument, 0, 'M'}, {"json", no_argument, 0, 'j'},
-        {"cluster", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
+        {"wire", required_argument, 0, 'w'}, {"key", required_argument, 0, 'k'},
+        {"local-shard", no_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     *a = (struct bench_args){.threads = (int)sysconf(_SC_NPROCESSORS_ONLN), .n_prompt = 512,
@@ -119,11 +137,17 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         case 'u': bad |= parse_int(optarg, 1, 1 << 16, &a->ubatch); break;
         case 'M': bad |= parse_int(optarg, 1, 1 << 20, &a->probe_mib); break;
         case 'j': a->json = true; break;
-        case 'C': a->cluster = optarg; break;
+        case 'C': a->cluster.endpoint = optarg; break;
+        case 'W': bad |= parse_int(optarg, 1, CLUSTER_MAX_WORKERS, &a->cluster.expect_workers); break;
+        case 'w': bad |= parse_wire(optarg, &a->cluster.wire); break;
+        case 'k': a->cluster.key_file = optarg; break;
+        case 'L': a->cluster.local_shard = true; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
     }
+    if (a->cluster.endpoint && a->cluster.expect_workers < 1)
+        return -1;
     return !bad && a->model && optind == argc ? 0 : -1;
 }
 
@@ -219,6 +243,11 @@ static void print_json(const struct bench_args *a, const struct bench_env *e,
         printf(",\"prompt_tokens_per_s\":%.3f", median(r->prompt_tok_s, a->reps));
     if (has_roofline(t))
         printf(",\"roofline_tokens_per_s\":%.3f,\"roofline_pct\":%.2f", roof, 100 * med / roof);
+    if (a->cluster.endpoint)
+        printf(",\"cluster_workers\":%d,\"wire\":\"%s\",\"local_shard\":%s,"
+               "\"bytes_per_token_layer\":%.1f",
+               a->cluster.expect_workers, wire_name(a->cluster.wire),
+               a->cluster.local_shard ? "true" : "false", r->bytes_per_token_layer);
     printf("}\n");
 }
 
@@ -231,8 +260,12 @@ static void print_header(const struct bench_args *a, const struct bench_env *e)
            e->read_bw / 1e9, e->bytes.per_token / 1e9, (double)e->bytes.dense / 1e9,
            (double)e->bytes.head / 1e9, (e->bytes.per_token - e->bytes.dense - e->bytes.head) / 1e9,
            (double)e->bytes.experts / 1e9, e->read_bw / e->bytes.per_token);
-    printf("%-10s %10s %10s %10s %9s %10s %11s\n", "test", "tok/s", "min", "max", "roofline",
-           "peak RSS", "prompt t/s");
+    if (a->cluster.endpoint)
+        printf("experts on %d workers at %s (%s activations%s)\n", a->cluster.expect_workers,
+               a->cluster.endpoint, wire_name(a->cluster.wire),
+               a->cluster.local_shard ? ", a share in this process" : "");
+    printf("%-10s %10s %10s %10s %9s %10s %11s%s\n", "test", "tok/s", "min", "max", "roofline",
+           "peak RSS", "prompt t/s", a->cluster.endpoint ? "  B/token/layer" : "");
 }
 
 static void print_row(const struct bench_args *a, const struct bench_env *e,
@@ -245,21 +278,28 @@ static void print_row(const struct bench_args *a, const struct bench_env *e,
         snprintf(roof, sizeof(roof), "%.1f%%", 100 * med * e->bytes.per_token / e->read_bw);
     if (t->kind == TEST_DECODE && t->n_seq > 1) /* the batch's prompt phase, as S_PP */
         snprintf(prompt, sizeof(prompt), "%.2f", median(r->prompt_tok_s, a->reps));
-    printf("%-10s %10.2f %10.2f %10.2f %9s %8.2f GB %11s\n", t->name, med, lo, hi, roof,
+    printf("%-10s %10.2f %10.2f %10.2f %9s %8.2f GB %11s", t->name, med, lo, hi, roof,
            (double)r->peak_rss / 1e9, prompt);
+    if (a->cluster.endpoint)
+        printf(" %15.0f", r->bytes_per_token_layer);
+    printf("\n");
     fflush(stdout);
 }
 
-static int run_test(struct bench_ctx *c, const struct bench_args *a, const struct bench_test *t,
-                    struct bench_result *r, struct mp_error *err)
+static int run_test(struct bench_ctx *c, struct bench_backend *be, const struct bench_args *a,
+                    const struct bench_test *t, struct bench_result *r, struct mp_error *err)
 {
+    uint64_t bytes0, tl0, bytes1, tl1;
     int rc = 0;
+    bench_backend_traffic(be, &bytes0, &tl0);
     for (int i = 0; i < a->reps && !rc; i++)
         rc = t->kind == TEST_PROMPT
                  ? bench_prompt(c, t->n_prompt, &r->tok_s[i], err)
                  : bench_decode(c, t->n_seq, t->n_prompt, t->n_gen, &r->prompt_tok_s[i],
                                 &r->tok_s[i], err);
     r->peak_rss = peak_rss_bytes();
+    bench_backend_traffic(be, &bytes1, &tl1);
+    r->bytes_per_token_layer = tl1 > tl0 ? (double)(bytes1 - bytes0) / (double)(tl1 - tl0) : 0;
     return rc;
 }
 
@@ -275,20 +315,10 @@ static void test_limits(const struct bench_test *t, int n, int *n_seq_max, int32
     }
 }
 
-/* The experts' backend: this process's threads, or (--cluster) the workers. */
-static int open_backend(const struct bench_args *a, const struct model *m, struct tp_pool *tp,
-                        int n_max, struct expert_backend *eb, struct mp_error *err)
-{
-    if (a->cluster)
-        return mp_error_set(err, MP_EUNSUPPORTED, "--cluster: this build has no cluster "
-                            "backend yet (coordinator/cluster.h)");
-    return eb_local_new(m, NULL, tp, n_max, eb, err); /* NULL: every expert, from the mapping */
-}
-
 struct bench_session {
     struct model *m;
     struct tp_pool *tp;
-    struct expert_backend eb;
+    struct bench_backend be;
     struct bench_ctx c;
 };
 
@@ -302,8 +332,10 @@ static int run_all(const struct bench_args *a, struct bench_session *s, struct b
     s->tp = tp_new(a->threads);
     if (!s->tp)
         return mp_error_set(err, MP_ENOMEM, "cannot start %d threads", a->threads);
-    if ((rc = open_backend(a, s->m, s->tp, a->ubatch, &s->eb, err)) ||
-        (rc = bench_ctx_init(&s->c, s->m, s->tp, &s->eb, a->ubatch, n_seq_max, n_ctx_max, err)))
+    if ((rc = bench_backend_open(&s->be, s->m, s->tp, a->ubatch, &a->cluster,
+                                 BENCH_CLUSTER_WAIT_MS, err)) ||
+        (rc = bench_ctx_init(&s->c, s->m, s->tp, &s->be.eb, a->ubatch, n_seq_max, n_ctx_max,
+                             err)))
         return rc;
     double warm;
     /* Warm-up, untimed: pages the weights in and the threads' caches up, as llama-bench does. */
@@ -313,7 +345,7 @@ static int run_all(const struct bench_args *a, struct bench_session *s, struct b
         print_header(a, e);
     for (int i = 0; i < n_tests && !rc; i++) {
         struct bench_result r;
-        if (!(rc = run_test(&s->c, a, &tests[i], &r, err)))
+        if (!(rc = run_test(&s->c, &s->be, a, &tests[i], &r, err)))
             a->json ? print_json(a, e, &tests[i], &r) : print_row(a, e, &tests[i], &r);
     }
     return rc;
@@ -350,7 +382,7 @@ int cmd_bench(int argc, char **argv)
         rc = run_all(&a, &s, &e, &err);
     }
     bench_ctx_free(&s.c);
-    eb_free(&s.eb);
+    bench_backend_close(&s.be);
     tp_free(s.tp);
     model_close(s.m);
     if (rc) {
