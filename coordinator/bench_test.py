@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""coordinator/bench_test.py MOEPOOL MODEL: `moepool bench --json` on a tiny model with tiny
-sizes. Checks that every line is one JSON object with the fields tools/bench_report.sh reads and
-that they agree with each other and with the file; bad arguments are refused with a usage line.
-No timing is asserted: only that rates are positive and finite (the machine is shared)."""
+"""coordinator/bench_test.py MOEPOOL MODEL [--cluster]: `moepool bench --json` on a tiny model
+with tiny sizes. Checks that every line is one JSON object with the fields tools/bench_report.sh
+reads and that they agree with each other and with the file; bad arguments are refused with a
+usage line. --cluster: also the bench with its experts on two `moepool worker` processes over
+loopback, and its expert traffic per token and MoE layer. No timing is asserted: only that rates
+are positive and finite (the machine is shared)."""
 import json
 import math
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -74,7 +77,7 @@ def expected_decode_bytes(path):
             total += frac * (end - off)
         elif name != "token_embd.weight" or "output.weight" not in names:
             total += end - off
-    return total, align * len(tensors)
+    return total, align * len(tensors), kv[f"{arch}.embedding_length"]
 
 
 args = [moepool, "bench", "-m", model, "-t", "2", "-p", "16", "-n", "4", "--batch", "1,3",
@@ -88,7 +91,7 @@ check([l["test"] for l in lines] == ["pp16", "tg4", "batch1", "batch3"],
 expect = {"pp16": (1, 16, 0), "tg4": (1, 2, 4), "batch1": (1, 5, 3), "batch3": (3, 5, 3)}
 size = os.path.getsize(model)
 rss = 0
-want_bytes, padding = expected_decode_bytes(model)
+want_bytes, padding, n_embd = expected_decode_bytes(model)
 for l in lines:
     t = l["test"]
     check(l["engine"] == "moepool" and l["model"] == os.path.basename(model), f"{t}: names")
@@ -132,6 +135,51 @@ for bad in (["-m", model, "--batch", "1,x"], ["-m", model, "-r", "0"], ["-m", mo
     r = subprocess.run([moepool, "bench"] + bad, capture_output=True, text=True, timeout=60)
     check(r.returncode == 2 and r.stderr.strip() and r.stdout == "",
           f"{bad}: exit {r.returncode}, stderr {r.stderr.strip()!r}")
+
+
+
+def free_port():
+    """A TCP port nobody listens on now (the bench binds it right after: a race only with
+    another process picking the same port in that instant)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_cluster():
+    port = free_port()
+    workers = [subprocess.Popen([moepool, "worker", "--join", f"tcp://127.0.0.1:{port}",
+                                 "--model", model, "-t", "1", "--exit-after", "300"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(2)]
+    try:
+        r = subprocess.run([moepool, "bench", "-m", model, "-t", "1", "-p", "8", "-n", "3",
+                            "--batch", "3", "--batch-prompt", "4", "--batch-gen", "2", "-r", "1",
+                            "--probe-mib", "16", "--json", "--cluster",
+                            f"tcp://127.0.0.1:{port}", "--expect-workers", "2"],
+                           capture_output=True, text=True, timeout=600)
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+    check(r.returncode == 0, f"cluster: exit status {r.returncode}: {r.stderr.strip()[-300:]}")
+    cl = [json.loads(l) for l in r.stdout.splitlines()]
+    check([l["test"] for l in cl] == ["pp8", "tg3", "batch3"], f"cluster: tests {cl}")
+    for l in cl:
+        check(l["cluster_workers"] == 2 and l["wire"] == "f32" and l["local_shard"] is False,
+              f"cluster {l['test']}: setup fields")
+        check(l["tokens_per_s"] > 0, f"cluster {l['test']}: rate")
+        # Each token of each MoE layer goes out as n_embd f32 activations and comes back as an
+        # n_embd f32 sum at least once; more when its experts sit on both workers, plus ids,
+        # weights and message framing. Four times the minimum bounds all that for k <= 8.
+        low = 2 * 4 * n_embd
+        check(low <= l["bytes_per_token_layer"] <= 4 * low,
+              f"cluster {l['test']}: {l['bytes_per_token_layer']} bytes per token and layer, "
+              f"want {low}..{4 * low}")
+
+
+if "--cluster" in sys.argv[3:]:
+    check_cluster()
 
 print(f"bench_json: {len(lines)} lines, {len(failures)} failures")
 sys.exit(1 if failures else 0)
