@@ -488,8 +488,37 @@ static void quantize_q8_K_avx512(const float *x, void *blocks, int64_t n)
     }
 }
 
-void kq_register_avx512(struct kq_format *table, const struct cpu_features *f)
+/* Attention's weighted V sum: 64 outputs at a time stay in registers across all rows; per
+ * element the terms are added in row order with a separate multiply and add, as the reference. */
+static void mad_rows_f16_avx512(int64_t n, int64_t n_rows, float *y, const float *p,
+                                const uint16_t *v, size_t v_stride)
 {
+    for (int64_t i = 0; i < n; i += 64) {
+        __mmask16 m[4];
+        __m512 acc[4];
+        for (int k = 0; k < 4; k++) {
+            const int64_t left = n - i - 16 * k;
+            m[k] = left >= 16 ? 0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            acc[k] = _mm512_maskz_loadu_ps(m[k], y + i + 16 * k);
+        }
+        const uint16_t *row = v + i;
+        for (int64_t j = 0; j < n_rows; j++, row += v_stride) {
+            const __m512 pj = _mm512_set1_ps(p[j]);
+            #pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+            {
+                const __m512 vk = load_f16x16((const uint8_t *)(row + 16 * k), m[k]);
+                acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(pj, vk));
+            }
+        }
+        for (int k = 0; k < 4; k++)
+            _mm512_mask_storeu_ps(y + i + 16 * k, m[k], acc[k]);
+    }
+}
+
+void kq_register_avx512(struct kq_format *table, struct kq_vec *vec, const struct cpu_features *f)
+{
+    vec->mad_rows_f16 = mad_rows_f16_avx512;
     table[KQ_Q4_K].dot = dot_q4_K_q8_K_avx512;
     table[KQ_Q5_K].dot = dot_q5_K_q8_K_avx512;
     table[KQ_Q6_K].dot = dot_q6_K_q8_K_avx512;
