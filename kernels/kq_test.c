@@ -566,6 +566,53 @@ static void test_pool(void)
     tp_free(NULL);
 }
 
+/* kq_matmul_multi: more products than one step takes (64), every format, single tokens and
+ * batches, token lists, an empty product; each output equal to the level's dot. */
+static void test_matmul_multi(const char *level, struct tp_pool *pool)
+{
+    enum { N_MM = 70, K = 256, MAX_TOK = 5 };
+    struct kq_matrix W[N_MM];
+    struct kq_mm mm[N_MM];
+    uint8_t *w[N_MM], *xq[N_MM];
+    float *y[N_MM], x[MAX_TOK * K];
+    static const int32_t rows[MAX_TOK] = {4, 0, 2, 1, 3};
+    rng_seed(31337);
+    gen_floats(x, MAX_TOK * K);
+    for (int i = 0; i < N_MM; i++) {
+        const enum kq_type type = computable[i % N_COMPUTABLE];
+        const int64_t M = 1 + (i * 37) % 90;
+        const size_t act_stride = kq_act_row_bytes(type, K);
+        const int n_tok = i % 4 == 3 ? 0 : 1 + (i % 3) * 2;
+        w[i] = xmalloc((size_t)M * K * 4);
+        xq[i] = xmalloc(act_stride * MAX_TOK);
+        y[i] = xmalloc((size_t)(M * MAX_TOK) * sizeof(float));
+        gen_weights(type, w[i], M * K);
+        float xf[MAX_TOK * K];
+        memcpy(xf, x, sizeof(xf));
+        fit_type(kq_format(type)->act_type, xf, MAX_TOK * K);
+        kq_convert_act(NULL, type, xf, K, MAX_TOK, K, xq[i], act_stride);
+        W[i] = (struct kq_matrix){w[i], type, K, M, kq_row_bytes(type, K)};
+        mm[i] = (struct kq_mm){&W[i], xq[i], act_stride, i % 2 ? rows : NULL, n_tok, y[i],
+                               (size_t)M};
+    }
+    kq_matmul_multi(pool, N_MM, mm);
+    for (int i = 0; i < N_MM; i++) {
+        const struct kq_format *f = kq_format(W[i].type);
+        for (int t = 0; t < mm[i].n_tok; t++)
+            for (int64_t m = 0; m < W[i].n_rows; m++) {
+                float s;
+                const int src = mm[i].rows ? mm[i].rows[t] : t;
+                f->dot(K, &s, w[i] + (size_t)m * W[i].row_bytes, xq[i] + src * mm[i].act_stride);
+                CHECK(s == y[i][(size_t)t * W[i].n_rows + (size_t)m],
+                      "[%s] %s matmul_multi product %d t=%d m=%lld", level, f->name, i, t,
+                      (long long)m);
+            }
+        free(w[i]);
+        free(xq[i]);
+        free(y[i]);
+    }
+}
+
 /* kq_init honours MOEPOOL_SIMD (ctest runs this binary once more with MOEPOOL_SIMD=avx2). */
 static void test_simd_cap(void)
 {
@@ -599,6 +646,7 @@ int main(void)
         for (int nth = 1; nth <= 2; nth++) {
             struct tp_pool *pool = tp_new(nth);
             test_matmul(level, pool);
+            test_matmul_multi(level, pool);
             tp_free(pool);
         }
         printf("kq_test: level %-6s %s\n", level, n_fail == before ? "ok" : "FAILED");
