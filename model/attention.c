@@ -20,21 +20,25 @@ struct attn_ctx {
     float *out; /* [n_tok][n_head * head_dim] */
 };
 
+/* Per-head RMSNorm of Q and K, then RoPE with one set of angles per token for all its heads
+ * (head_dim <= 1024, checked at load, so n_rot/2 pairs fit). */
 static void normalise_and_rotate(struct fwd_state *st, int il, const struct fwd_batch *b)
 {
     const struct hparams *hp = &st->m->hp;
     const struct layer *L = &st->m->layers[il];
     const int64_t hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv[il] * hd;
+    float cs[1024];
     for (int t = 0; t < b->n_tokens; t++) {
+        op_rope_angles(cs, hp->n_rot, b->pos[t], hp->rope_base);
         for (int64_t h = 0; h < hp->n_head; h++) {
             float *qh = st->q + t * n_q + h * hd;
             op_rmsnorm(qh, qh, L->attn_q_norm, hd, hp->rms_eps);
-            op_rope_neox(qh, hp->n_rot, b->pos[t], hp->rope_base);
+            op_rope_neox_cs(qh, hp->n_rot, cs);
         }
         for (int64_t h = 0; h < hp->n_head_kv[il]; h++) {
             float *kh = st->k + t * n_kv + h * hd;
             op_rmsnorm(kh, kh, L->attn_k_norm, hd, hp->rms_eps);
-            op_rope_neox(kh, hp->n_rot, b->pos[t], hp->rope_base);
+            op_rope_neox_cs(kh, hp->n_rot, cs);
         }
     }
 }
