@@ -16,6 +16,7 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"synth", cmd_synth, "write a synthetic model of a real architecture's shape"},
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
+    {"placement", cmd_placement, "plan expert placement over workers; record routing statistics"},
 };
 
 static void usage(FILE *out)

@@ -4,11 +4,11 @@
 set -eu
 # Build: compiler, CMake/Ninja, clang for libFuzzer. Libraries (docs/design.md says why each):
 # ZeroMQ, protobuf-c, liburing, hwloc, libmicrohttpd, cJSON. Tests: python3 with numpy and jinja2
-# (conformance, chat templates), iproute2 (network namespaces), curl.
+# (conformance, chat templates), iproute2 and iputils-ping (network namespaces), curl.
 PKGS="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
 libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liburing-dev libhwloc-dev libmicrohttpd-dev
 libcjson-dev
-python3 python3-numpy python3-jinja2 iproute2 curl"
+python3 python3-numpy python3-jinja2 iproute2 iputils-ping curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -159,7 +159,7 @@ static int setup(struct logits_run *r, const struct logits_args *a, int n, struc
     if ((rc = kv_seq_new(r->m, n, &r->seq, err)) ||
         (rc = fwd_state_new(r->m, ub, n, r->tp, &r->st, err)))
         return rc;
-    return eb_local_new(r->m, r->tp, ub, &r->eb, err);
+    return eb_local_new(r->m, NULL, r->tp, ub, &r->eb, err);
 }
 
 static void teardown(struct logits_run *r)

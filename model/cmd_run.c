@@ -2,7 +2,9 @@
  * tokenizes the prompt, prefills it in chunks, then samples and streams text to stdout as it is
  * generated (whole UTF-8 characters only), and ends with a line of timings on stderr. Stops at
  * an end-of-generation token or after N tokens. */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +18,10 @@
 #include "model/forward.h"
 #include "model/sampler.h"
 #include "model/tokenizer.h"
+#include "model/unicode.h"
 
 #define RUN_UBATCH 512
+#define RUN_MAX_CTX (1 << 20) /* -c and -n: far above any model's context, below int overflow */
 
 struct run_args {
     const char *model, *prompt;
@@ -43,9 +47,76 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: moepool run -m MODEL -p PROMPT [-n N_PREDICT] [-c CTX] [-t THREADS]\n"
                "                   [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
-               "                   [--repeat-penalty R] [--chat]\n");
+               "                   [--repeat-penalty R] [--presence-penalty P]\n"
+               "                   [--frequency-penalty F] [--repeat-last-n N] [--chat]\n");
 }
 
+/* Numbers are read whole and range-checked: "-n 12x", "-t 0" or "--temp nan" get one line naming
+ * the option instead of atoi's silent 0. */
+static bool parse_int(const char *opt, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "moepool run: %s '%s': want an integer from %ld to %ld\n", opt, s, lo, hi);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+static bool parse_float(const char *opt, const char *s, float lo, float hi, float *out)
+{
+    char *end;
+    float v = strtof(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) { /* NaN fails the range test too */
+        fprintf(stderr, "moepool run: %s '%s': want a number from %g to %g\n", opt, s,
+                (double)lo, (double)hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_seed(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    if (end == s || *end || errno || *s == '-') {
+        fprintf(stderr, "moepool run: --seed '%s': want a non-negative integer\n", s);
+        return false;
+    }
+    return true;
+}
+
+/* One option with its argument; false (message printed) when the value is bad. */
+static bool set_option(int c, const char *v, struct run_args *a)
+{
+    struct samp_params *sp = &a->samp;
+    switch (c) {
+    case 'm': a->model = v; return true;
+    case 'p': a->prompt = v; return true;
+    case 'n': return parse_int("-n", v, 0, RUN_MAX_CTX, &a->n_predict);
+    case 't': return parse_int("-t", v, 1, 1024, &a->threads);
+    case 'c': return parse_int("-c", v, 1, RUN_MAX_CTX, &a->n_ctx);
+    case 'T': return parse_float("--temp", v, 0.0f, 100.0f, &sp->temp);
+    case 'K': return parse_int("--top-k", v, 0, INT32_MAX, &sp->top_k);
+    case 'P': return parse_float("--top-p", v, 0.0f, 1.0f, &sp->top_p);
+    case 'M': return parse_float("--min-p", v, 0.0f, 1.0f, &sp->min_p);
+    case 'S': return parse_seed(v, &sp->seed);
+    case 'R': return parse_float("--repeat-penalty", v, 0.01f, 100.0f, &sp->repeat_penalty);
+    case 'E': return parse_float("--presence-penalty", v, -100.0f, 100.0f, &sp->presence_penalty);
+    case 'F': return parse_float("--frequency-penalty", v, -100.0f, 100.0f,
+                                 &sp->frequency_penalty);
+    case 'L': return parse_int("--repeat-last-n", v, 0, RUN_MAX_CTX, &sp->penalty_last_n);
+    case 'C': a->chat = true; return true;
+    }
+    return false;
+}
+
+/* Returns 0 to run, 1 after --help, 2 for bad usage (one line printed). */
 static int parse_args(int argc, char **argv, struct run_args *a)
 {
     static const struct option opts[] = {
@@ -54,37 +125,42 @@ static int parse_args(int argc, char **argv, struct run_args *a)
         {"ctx-size", required_argument, 0, 'c'}, {"temp", required_argument, 0, 'T'},
         {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},
         {"min-p", required_argument, 0, 'M'}, {"seed", required_argument, 0, 'S'},
-        {"repeat-penalty", required_argument, 0, 'R'}, {"chat", no_argument, 0, 'C'},
+        {"repeat-penalty", required_argument, 0, 'R'},
+        {"presence-penalty", required_argument, 0, 'E'},
+        {"frequency-penalty", required_argument, 0, 'F'},
+        {"repeat-last-n", required_argument, 0, 'L'}, {"chat", no_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    int c;
-    *a = (struct run_args){.n_predict = 128, .n_ctx = 4096,
-                           .threads = (int)sysconf(_SC_NPROCESSORS_ONLN), .samp = samp_defaults()};
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    *a = (struct run_args){.n_predict = 128, .n_ctx = 4096, .threads = n_cpu < 1 ? 1 : (int)n_cpu,
+                           .samp = samp_defaults()};
     a->samp.seed = (uint64_t)time(NULL);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:p:n:t:c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': a->model = optarg; break;
-        case 'p': a->prompt = optarg; break;
-        case 'n': a->n_predict = atoi(optarg); break;
-        case 't': a->threads = atoi(optarg); break;
-        case 'c': a->n_ctx = atoi(optarg); break;
-        case 'T': a->samp.temp = strtof(optarg, NULL); break;
-        case 'K': a->samp.top_k = atoi(optarg); break;
-        case 'P': a->samp.top_p = strtof(optarg, NULL); break;
-        case 'M': a->samp.min_p = strtof(optarg, NULL); break;
-        case 'S': a->samp.seed = strtoull(optarg, NULL, 10); break;
-        case 'R': a->samp.repeat_penalty = strtof(optarg, NULL); break;
-        case 'C': a->chat = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: return -1;
+    opterr = 0; /* our own one-line messages */
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:p:n:t:c:h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 1;
         }
+        if (c == '?' || c == ':') {
+            fprintf(stderr, "moepool run: %s option '%s' (moepool run --help)\n",
+                    c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
+            return 2;
+        }
+        if (!set_option(c, optarg, a))
+            return 2;
     }
-    return a->model && a->prompt && a->threads >= 1 && a->n_ctx >= 1 && a->n_predict >= 0 &&
-                   optind == argc
-               ? 0
-               : -1;
+    if (!a->model || !a->prompt || optind != argc) {
+        if (optind != argc)
+            fprintf(stderr, "moepool run: unexpected argument '%s' (quote the prompt)\n",
+                    argv[optind]);
+        else
+            fprintf(stderr, "moepool run: -m MODEL and -p PROMPT are required (moepool run --help)\n");
+        return 2;
+    }
+    return 0;
 }
 
 static double now_s(void)
@@ -103,9 +179,9 @@ static int tokenize_text(struct run_ctx *r, const struct run_args *a, const char
         return n;
     if (n == 0)
         return mp_error_set(err, MP_EINVAL, "the prompt is empty");
-    if (n + a->n_predict > a->n_ctx)
-        return mp_error_set(err, MP_ERANGE, "the prompt (%d tokens) plus %d to generate does not "
-                            "fit the context of %d (use -c)", n, a->n_predict, a->n_ctx);
+    if (n > a->n_ctx)
+        return mp_error_set(err, MP_ERANGE, "the prompt is %d tokens, longer than the context "
+                            "of %d (use -c)", n, a->n_ctx);
     r->ids = malloc((size_t)n * sizeof(*r->ids));
     if (!r->ids)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
@@ -133,9 +209,20 @@ static int render_prompt(struct run_ctx *r, const struct run_args *a, char **out
     return chat_render(f, &msg, 1, NULL, true, out, err);
 }
 
+/* Invalid UTF-8 is not refused: llama.cpp reads each bad byte as U+FFFD (and overlong forms as
+ * their value) and so does the tokenizer (docs/tokenizer.md §3), so the ids stay llama.cpp's. One line says so, since the model
+ * sees replacement characters rather than what was typed. */
+static void warn_invalid_utf8(const char *prompt)
+{
+    if (!uc_is_canonical((const uint8_t *)prompt, strlen(prompt)))
+        fprintf(stderr, "moepool run: warning: the prompt is not valid UTF-8; it is read as "
+                        "llama.cpp reads it (a bad byte becomes U+FFFD)\n");
+}
+
 static int tokenize_prompt(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
 {
     char *text;
+    warn_invalid_utf8(a->prompt);
     int rc = render_prompt(r, a, &text, err);
     if (rc)
         return rc;
@@ -159,7 +246,7 @@ static int setup(struct run_ctx *r, const struct run_args *a, struct mp_error *e
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     if ((rc = kv_seq_new(r->m, a->n_ctx, &r->seq, err)) ||
         (rc = fwd_state_new(r->m, RUN_UBATCH, a->n_ctx, r->tp, &r->st, err)) ||
-        (rc = eb_local_new(r->m, r->tp, RUN_UBATCH, &r->eb, err)))
+        (rc = eb_local_new(r->m, NULL, r->tp, RUN_UBATCH, &r->eb, err)))
         return rc;
     return samp_new(&a->samp, (int32_t)r->m->hp.n_vocab, &r->samp, err);
 }
@@ -205,6 +292,7 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
     char *text = malloc(cap);
     struct tok_stream stream;
     int n_gen = 0, rc = text ? 0 : mp_error_set(err, MP_ENOMEM, "out of memory");
+    bool full = false;
     tok_stream_init(&stream, false);
     for (int i = 0; i < r->n_ids; i++)
         samp_accept(r->samp, r->ids[i]);
@@ -212,6 +300,8 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
     if (!rc)
         rc = feed(r, r->ids, r->n_ids, err);
     double t1 = now_s();
+    /* Each token after the first needs the previous one in the cache: generation ends at
+     * n_predict, at end of generation, or when the context is full. */
     while (!rc && n_gen < a->n_predict) {
         int32_t tok = samp_sample(r->samp, r->logits);
         if (tok_is_eog(r->vocab, tok))
@@ -221,6 +311,12 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
         int n = tok_stream_push(&stream, r->vocab, tok, text, cap);
         if (n > 0 && fwrite(text, 1, (size_t)n, stdout))
             fflush(stdout);
+        if (n_gen == a->n_predict)
+            break;
+        if (r->n_ids + n_gen > a->n_ctx) {
+            full = true;
+            break;
+        }
         rc = feed(r, &tok, 1, err);
     }
     int n = text ? tok_stream_flush(&stream, text, cap) : 0;
@@ -229,6 +325,8 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
     double t2 = now_s();
     printf("\n");
     fflush(stdout); /* the timings line goes to stderr after the text, not inside it */
+    if (full)
+        fprintf(stderr, "moepool run: the context of %d tokens is full (use -c)\n", a->n_ctx);
     fprintf(stderr, "moepool run: prompt %d tokens in %.2f s (%.1f tok/s), generated %d tokens in "
             "%.2f s (%.1f tok/s), %d threads, %s kernels\n", r->n_ids, t1 - t0,
             r->n_ids / (t1 - t0), n_gen, t2 - t1, n_gen / (t2 > t1 ? t2 - t1 : 1), a->threads,
@@ -242,10 +340,9 @@ int cmd_run(int argc, char **argv)
     struct run_args a;
     struct run_ctx r = {0};
     struct mp_error err = {0};
-    if (parse_args(argc, argv, &a)) {
-        usage(stderr);
-        return 2;
-    }
+    int prc = parse_args(argc, argv, &a);
+    if (prc)
+        return prc == 1 ? 0 : prc;
     kq_init();
     int rc = setup(&r, &a, &err);
     if (!rc)

@@ -34,13 +34,13 @@ static const struct {
 #define N_INT_OPTS (int)(sizeof(int_opts) / sizeof(int_opts[0]))
 
 enum { OPT_PRESET = 256, OPT_TYPE, OPT_SEED, OPT_ATTN, OPT_ROPE, OPT_EPS, OPT_NAME, OPT_QUIET,
-       OPT_INT }; /* OPT_INT + i: int_opts[i] */
+       OPT_NO_TOK, OPT_TMPL, OPT_INT }; /* OPT_INT + i: int_opts[i] */
 
 struct synth_args {
-    const char *preset, *type, *seed, *attn, *rope, *eps, *name, *out;
+    const char *preset, *type, *seed, *attn, *rope, *eps, *name, *out, *chat_template;
     const char *ints[N_INT_OPTS];
     int threads;
-    bool quiet;
+    bool quiet, no_tokenizer;
 };
 
 static void usage(FILE *f)
@@ -52,6 +52,7 @@ static void usage(FILE *f)
                "                     [--n-head N] [--n-head-kv N] [--head-dim N] [--n-ff N]\n"
                "                     [--n-dense N] [--n-expert N] [--n-expert-used N]\n"
                "                     [--n-ff-exp N] [--l-cache N]\n"
+               "                     [--no-tokenizer] [--chat-template TEXT (\"\": none)]\n"
                "presets: %s (default type q4_k_m, seed 1)\n", synth_preset_names());
 }
 
@@ -63,7 +64,8 @@ static void fill_options(struct option *o)
         {"rope-base", required_argument, 0, OPT_ROPE}, {"rms-eps", required_argument, 0, OPT_EPS},
         {"name", required_argument, 0, OPT_NAME}, {"quiet", no_argument, 0, OPT_QUIET},
         {"output", required_argument, 0, 'o'}, {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
+        {"help", no_argument, 0, 'h'}, {"no-tokenizer", no_argument, 0, OPT_NO_TOK},
+        {"chat-template", required_argument, 0, OPT_TMPL},
     };
     int n = (int)(sizeof(fixed) / sizeof(fixed[0]));
     memcpy(o, fixed, sizeof(fixed));
@@ -91,6 +93,8 @@ static int parse_args(int argc, char **argv, struct synth_args *a)
         case OPT_EPS: a->eps = optarg; break;
         case OPT_NAME: a->name = optarg; break;
         case OPT_QUIET: a->quiet = true; break;
+        case OPT_NO_TOK: a->no_tokenizer = true; break;
+        case OPT_TMPL: a->chat_template = optarg; break;
         case 'o': a->out = optarg; break;
         case 't': a->threads = atoi(optarg); break;
         case 'h': return 1;
@@ -144,6 +148,8 @@ static int build_params(const struct synth_args *a, struct synth_params *p, stru
         return mp_error_set(err, MP_EINVAL, "--rope-base / --rms-eps: want a number");
     if (a->name)
         snprintf(p->name, sizeof(p->name), "%s", a->name);
+    p->no_tokenizer = a->no_tokenizer;
+    p->chat_template = a->chat_template;
     if (p->n_layer > SYNTH_MAX_LAYERS || p->n_layer < 1)
         return synth_check(p, err);
     if (a->attn)

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
+#include "model/unicode.h"
 
 struct opts {
     const char *model;
@@ -136,7 +137,12 @@ int cmd_tokenize(int argc, char **argv)
         return 2;
     }
     gguf_close(f); /* the vocabulary keeps its own copies */
-    rc = run(v, &o, input ? input : o.text, len);
+    const char *text = input ? input : o.text;
+    /* Tokenized anyway, as llama.cpp does (docs/tokenizer.md §3): the ids must stay its ids. */
+    if (!uc_is_canonical((const uint8_t *)text, len))
+        fprintf(stderr, "moepool tokenize: warning: the text is not valid UTF-8; it is read as "
+                        "llama.cpp reads it (a bad byte becomes U+FFFD)\n");
+    rc = run(v, &o, text, len);
     tok_free(v);
     free(input);
     return rc;

@@ -4,9 +4,11 @@
  * tokens at once (gate and up over the token rows, SwiGLU, down), so a batch reads each expert's
  * weights once. Outputs land in per-(token, slot) rows and are then mixed per token in slot order,
  * ((y0·w0 + y1·w1) + y2·w2) + ..., as llama.cpp adds them: the result does not depend on which
- * experts were computed first. */
+ * experts were computed first. Skipped slots (EB_SLOT_SKIP) are left out of the grouping and of
+ * the sum. Weight pointers come from the expert table, checked per job before any computing. */
 #include "model/eb_local.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,8 @@
 
 struct eb_local {
     const struct model *m;
+    const struct expert_table *table;
+    struct expert_table *owned; /* the model's own table when the caller passed none */
     struct tp_pool *tp;
     int n_max;
     int k;
@@ -40,8 +44,13 @@ static int group_by_expert(struct eb_local *b, const struct eb_job *job, struct 
     const int n_pairs = job->n_tokens * job->k;
     memset(b->count, 0, (size_t)n_expert * sizeof(*b->count));
     for (int i = 0; i < n_pairs; i++) {
+        if (job->ids[i] == EB_SLOT_SKIP)
+            continue;
         if (job->ids[i] < 0 || job->ids[i] >= n_expert)
             return mp_error_set(err, MP_ERANGE, "layer %d: expert id %d out of range",
+                                job->layer, (int)job->ids[i]);
+        if (!expert_table_holds(b->table, job->layer, job->ids[i]))
+            return mp_error_set(err, MP_ENOTFOUND, "layer %d: expert %d is not held here",
                                 job->layer, (int)job->ids[i]);
         b->count[job->ids[i]]++;
     }
@@ -51,6 +60,8 @@ static int group_by_expert(struct eb_local *b, const struct eb_job *job, struct 
         next += b->count[e];
     }
     for (int i = 0; i < n_pairs; i++) {
+        if (job->ids[i] == EB_SLOT_SKIP)
+            continue;
         int32_t at = b->start[job->ids[i]]++;
         b->rows[at] = i / job->k;
         b->slot[at] = i;
@@ -60,56 +71,77 @@ static int group_by_expert(struct eb_local *b, const struct eb_job *job, struct 
     return 0;
 }
 
+/* Expert matrix x's shape and type (from the model) at the table's address for it. */
+static struct kq_matrix held(const struct expert_matrix *x, const uint8_t *data)
+{
+    struct kq_matrix w = model_expert(x, 0);
+    w.data = data;
+    return w;
+}
+
 /* Every used expert at once, in three parallel steps whatever the number of experts: gate and up
- * of all experts (one row chunk queue), SwiGLU and conversion of every pair's row, all downs.
- * Pair p (grouped by expert) keeps row p of gate/up/hq/y. */
-static void run_experts(struct eb_local *b, const struct layer *L, const void *xq_up, int n_pairs)
+ * of all experts (one row-chunk queue, kq_matmul_multi), SwiGLU and the down conversion over every
+ * grouped pair's row, all downs. Grouped pair p keeps row p of gate/up/hq/y. */
+static void run_experts(struct eb_local *b, int layer, const struct layer *L, const void *xq_up)
 {
     const int64_t n_ff = b->m->hp.n_ff_exp, n_embd = b->m->hp.n_embd;
-    const int64_t n_expert = b->m->hp.n_expert;
-    int n_mm = 0;
-    for (int64_t e = 0; e < n_expert; e++) {
+    int n_mm = 0, n_grouped = 0;
+    for (int64_t e = 0; e < b->m->hp.n_expert; e++) {
         const int n = b->count[e];
         if (!n)
             continue;
         const int32_t *rows = b->rows + b->start[e];
         const size_t at = (size_t)b->start[e];
-        b->mat[3 * n_mm] = model_expert(&L->gate_exps, e);
-        b->mat[3 * n_mm + 1] = model_expert(&L->up_exps, e);
-        b->mat[3 * n_mm + 2] = model_expert(&L->down_exps, e);
-        b->mm[2 * n_mm] = (struct kq_mm){&b->mat[3 * n_mm],   b->xq_gate,  b->xq_stride, rows, n,
+        const struct expert_weights *w = expert_table_get(b->table, layer, e);
+        struct kq_matrix *mat = b->mat + 3 * n_mm;
+        mat[0] = held(&L->gate_exps, w->gate);
+        mat[1] = held(&L->up_exps, w->up);
+        mat[2] = held(&L->down_exps, w->down);
+        b->mm[2 * n_mm] = (struct kq_mm){&mat[0], b->xq_gate, b->xq_stride, rows, n,
                                          b->gate + at * n_ff, (size_t)n_ff};
-        b->mm[2 * n_mm + 1] = (struct kq_mm){
-            &b->mat[3 * n_mm + 1], xq_up, b->xq_stride, rows, n, b->up + at * n_ff, (size_t)n_ff};
+        b->mm[2 * n_mm + 1] = (struct kq_mm){&mat[1], xq_up, b->xq_stride, rows, n,
+                                             b->up + at * n_ff, (size_t)n_ff};
         const uint8_t *hq = (const uint8_t *)b->hq + at * b->hq_stride;
-        b->down[n_mm] = (struct kq_mm){
-            &b->mat[3 * n_mm + 2], hq, b->hq_stride, NULL, n, b->y + at * n_embd, (size_t)n_embd};
+        b->down[n_mm] = (struct kq_mm){&mat[2], hq, b->hq_stride, NULL, n, b->y + at * n_embd,
+                                       (size_t)n_embd};
         n_mm++;
+        n_grouped += n;
     }
     kq_matmul_multi(b->tp, 2 * n_mm, b->mm);
-    op_swiglu(b->gate, b->up, n_pairs * n_ff);
-    kq_convert_act(b->tp, L->down_exps.type, b->gate, (size_t)n_ff, n_pairs, n_ff, b->hq,
+    op_swiglu(b->gate, b->up, n_grouped * n_ff);
+    kq_convert_act(b->tp, L->down_exps.type, b->gate, (size_t)n_ff, n_grouped, n_ff, b->hq,
                    b->hq_stride);
     kq_matmul_multi(b->tp, n_mm, b->down);
-    for (int p = 0; p < n_pairs; p++)
+    for (int p = 0; p < n_grouped; p++)
         memcpy(b->slots + (size_t)b->slot[p] * n_embd, b->y + (size_t)p * n_embd,
                (size_t)n_embd * sizeof(float));
 }
 
+/* The first computed slot sets the sum, the others add to it in slot order: without skipped
+ * slots this is exactly y0·w0 + y1·w1 + ... as before. */
 static void mix(const struct eb_local *b, const struct eb_job *job, float *out)
 {
     const int64_t n_embd = job->n_embd;
     for (int t = 0; t < job->n_tokens; t++) {
         float *o = out + (size_t)t * n_embd;
         const float *w = job->weights + (size_t)t * job->k;
+        const int32_t *ids = job->ids + (size_t)t * job->k;
         const float *y0 = b->slots + (size_t)t * job->k * n_embd;
-        for (int64_t i = 0; i < n_embd; i++)
-            o[i] = y0[i] * w[0];
-        for (int s = 1; s < job->k; s++) {
+        bool first = true;
+        for (int s = 0; s < job->k; s++) {
+            if (ids[s] == EB_SLOT_SKIP)
+                continue;
             const float *ys = y0 + (size_t)s * n_embd;
-            for (int64_t i = 0; i < n_embd; i++)
-                o[i] += ys[i] * w[s];
+            if (first)
+                for (int64_t i = 0; i < n_embd; i++)
+                    o[i] = ys[i] * w[s];
+            else
+                for (int64_t i = 0; i < n_embd; i++)
+                    o[i] += ys[i] * w[s];
+            first = false;
         }
+        if (first)
+            memset(o, 0, (size_t)n_embd * sizeof(float));
     }
 }
 
@@ -135,7 +167,7 @@ static int local_run(void *self, const struct eb_job *job, float *out, struct mp
                        m->hp.n_embd, b->xq_up, b->xq_stride);
         xq_up = b->xq_up;
     }
-    run_experts(b, L, xq_up, job->n_tokens * job->k);
+    run_experts(b, job->layer, L, xq_up);
     mix(b, job, out);
     return 0;
 }
@@ -145,6 +177,7 @@ static void local_free(void *self)
     struct eb_local *b = self;
     if (!b)
         return;
+    expert_table_free(b->owned);
     free(b->count);
     free(b->start);
     free(b->rows);
@@ -164,12 +197,26 @@ static void local_free(void *self)
 
 static const struct eb_ops local_ops = {.run = local_run, .free = local_free};
 
-int eb_local_new(const struct model *m, struct tp_pool *tp, int n_max, struct expert_backend *out,
-                 struct mp_error *err)
+int eb_local_new(const struct model *m, const struct expert_table *table, struct tp_pool *tp,
+                 int n_max, struct expert_backend *out, struct mp_error *err)
 {
     struct eb_local *b = calloc(1, sizeof(*b));
     if (!b)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
+    if (!table) {
+        int rc = expert_table_from_model(m, &b->owned, err);
+        if (rc) {
+            free(b);
+            return rc;
+        }
+        table = b->owned;
+    }
+    if (table->n_layer != m->hp.n_layer || table->n_expert != m->hp.n_expert) {
+        local_free(b);
+        return mp_error_set(err, MP_EINVAL, "expert table of %lld x %lld does not fit the model",
+                            (long long)table->n_layer, (long long)table->n_expert);
+    }
+    b->table = table;
     const int64_t n_expert = m->hp.n_expert, n_ff = m->hp.n_ff_exp, n_embd = m->hp.n_embd;
     const size_t n_pairs = (size_t)n_max * (size_t)m->hp.n_expert_used;
     b->m = m;

@@ -92,7 +92,7 @@ int main(int argc, char **argv)
     kq_init();
     e.tp = tp_new(atoi(argv[2]));
     if (model_open(argv[1], &e.m, &err) || fwd_state_new(e.m, N_MAX, SEQ_LEN, e.tp, &e.st, &err) ||
-        eb_local_new(e.m, e.tp, N_MAX, &e.eb, &err)) {
+        eb_local_new(e.m, NULL, e.tp, N_MAX, &e.eb, &err)) {
         fprintf(stderr, "forward_test: %s\n", err.msg);
         return 1;
     }

@@ -1,4 +1,4 @@
-/* model/sampler.c: see sampler.h. */
+/* model/sampler.c: see sampler.h (the stages and why they are computed this way). */
 #include "model/sampler.h"
 
 #include <math.h>
@@ -36,12 +36,12 @@ int samp_new(const struct samp_params *p, int32_t n_vocab, struct sampler **out,
     if (!s)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     s->p = *p;
-    s->p.penalty_last_n = p->penalty_last_n > 0 ? p->penalty_last_n : 1;
+    s->p.penalty_last_n = p->penalty_last_n > 0 ? p->penalty_last_n : 0;
     s->n_vocab = n_vocab;
     s->rng = p->seed ^ 0x9e3779b97f4a7c15ull;
     s->heap = malloc((size_t)n_vocab * sizeof(*s->heap));
     s->keep = malloc((size_t)n_vocab * sizeof(*s->keep));
-    s->history = calloc((size_t)s->p.penalty_last_n, sizeof(*s->history));
+    s->history = calloc((size_t)s->p.penalty_last_n + 1, sizeof(*s->history));
     s->counts = calloc((size_t)n_vocab, sizeof(*s->counts));
     if (!s->heap || !s->keep || !s->history || !s->counts) {
         samp_free(s);
@@ -64,7 +64,7 @@ void samp_free(struct sampler *s)
 
 void samp_accept(struct sampler *s, int32_t token)
 {
-    if (token < 0 || token >= s->n_vocab)
+    if (token < 0 || token >= s->n_vocab || s->p.penalty_last_n == 0)
         return;
     if (s->n_history == s->p.penalty_last_n)
         s->counts[s->history[s->history_at]]--;
@@ -142,9 +142,8 @@ static double next_uniform(struct sampler *s)
     return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
 }
 
-/* Pops candidates best first while top-k, top-p and min-p allow; writes the survivors to out and
- * returns their count. */
-static int32_t select_candidates(struct sampler *s, const float *logits, struct cand *out)
+/* All finite logits as a heap, best first; returns their count. */
+static int32_t build_heap(struct sampler *s, const float *logits)
 {
     int32_t n = 0;
     for (int32_t i = 0; i < s->n_vocab; i++)
@@ -152,21 +151,67 @@ static int32_t select_candidates(struct sampler *s, const float *logits, struct 
             s->heap[n++] = (struct cand){logits[i], i};
     for (int32_t i = n / 2 - 1; i >= 0; i--)
         sift_down(s->heap, n, i);
+    return n;
+}
+
+/* top-k, top-p and min-p: writes the survivors to s->keep, best first, and returns their count.
+ * Candidates leave the heap only as far as the cuts reach, so a 128K vocabulary is not sorted. */
+static int32_t select_candidates(struct sampler *s, const float *logits)
+{
+    struct cand *keep = s->keep;
+    int32_t n = build_heap(s, logits);
+    if (n == 0)
+        return 0;
+    const float max = s->heap[0].logit;
     const int32_t k = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
-    /* Probabilities at temperature 1 for the top-p and min-p cuts, as llama.cpp's chain does. */
+    /* top-p's probabilities at temperature 1, normalised over top-k's survivors: llama.cpp's
+     * top_p takes the softmax of what top_k left. Without top-k that is the whole vocabulary. */
+    int32_t popped = 0;
     double total = 0.0;
-    const float max = n ? s->heap[0].logit : 0.0f;
-    for (int32_t i = 0; i < n; i++)
-        total += exp((double)(s->heap[i].logit - max));
+    if (k < n) {
+        while (popped < k)
+            keep[popped++] = pop(s->heap, &n);
+        for (int32_t i = 0; i < k; i++)
+            total += exp((double)(keep[i].logit - max));
+    } else {
+        for (int32_t i = 0; i < n; i++)
+            total += exp((double)(s->heap[i].logit - max));
+    }
+    const bool top_p = s->p.top_p < 1.0f;
     int32_t m = 0;
     double cum = 0.0;
-    while (m < k && n > 0) {
-        struct cand c = pop(s->heap, &n);
-        double p = exp((double)(c.logit - max)) / total;
-        if (m > 0 && (cum >= s->p.top_p || p < s->p.min_p * (1.0 / total)))
+    for (int32_t i = 0; i < k; i++) {
+        struct cand c = i < popped ? keep[i] : pop(s->heap, &n);
+        double rel = exp((double)(c.logit - max)); /* probability relative to the best one */
+        if (i > 0 && ((top_p && cum >= s->p.top_p) || rel < s->p.min_p))
             break;
-        out[m++] = c;
-        cum += p;
+        keep[m++] = c;
+        cum += rel / total;
+    }
+    return m;
+}
+
+/* Survivor i's weight at the sampling temperature, relative to the best one's. */
+static double weight(const struct sampler *s, int32_t i)
+{
+    return exp((double)((s->keep[i].logit - s->keep[0].logit) / s->p.temp));
+}
+
+int32_t samp_distribution(struct sampler *s, float *logits, int32_t *ids, float *probs)
+{
+    penalize(s, logits);
+    if (s->p.temp <= 0.0f) {
+        ids[0] = argmax(logits, s->n_vocab);
+        probs[0] = 1.0f;
+        return 1;
+    }
+    int32_t m = select_candidates(s, logits);
+    double total = 0.0;
+    for (int32_t i = 0; i < m; i++)
+        total += weight(s, i);
+    for (int32_t i = 0; i < m; i++) {
+        ids[i] = s->keep[i].id;
+        probs[i] = (float)(weight(s, i) / total);
     }
     return m;
 }
@@ -176,19 +221,17 @@ int32_t samp_sample(struct sampler *s, float *logits)
     penalize(s, logits);
     if (s->p.temp <= 0.0f)
         return argmax(logits, s->n_vocab);
-    struct cand *keep = s->keep;
-    int32_t m = select_candidates(s, logits, keep);
+    int32_t m = select_candidates(s, logits);
+    if (m == 0)
+        return argmax(logits, s->n_vocab);
     double total = 0.0;
     for (int32_t i = 0; i < m; i++)
-        total += exp((double)((keep[i].logit - keep[0].logit) / s->p.temp));
+        total += weight(s, i);
     double r = next_uniform(s) * total, acc = 0.0;
-    int32_t pick = m ? keep[m - 1].id : argmax(logits, s->n_vocab);
     for (int32_t i = 0; i < m; i++) {
-        acc += exp((double)((keep[i].logit - keep[0].logit) / s->p.temp));
-        if (r < acc) {
-            pick = keep[i].id;
-            break;
-        }
+        acc += weight(s, i);
+        if (r < acc)
+            return s->keep[i].id;
     }
-    return pick;
+    return s->keep[m - 1].id; /* r rounded up to the total */
 }

@@ -45,6 +45,10 @@ struct synth_params {
     float rms_eps;
     uint64_t seed;
     enum synth_ftype ftype;
+    /* For testing what readers do with odd files; both off in the presets. */
+    bool no_tokenizer;         /* write no tokenizer.* keys at all */
+    const char *chat_template; /* NULL: the architecture's real template; "": no template key;
+                                  else this text (not copied: it must outlive synth_write) */
 };
 
 /* Fills p from a preset: "tiny", "lfm2-8b-a1b" (lfm2moe), "qwen3-tiny", "qwen3-30b-a3b".

@@ -55,3 +55,11 @@ add_test(NAME tokenize_cli_dash_text
   COMMAND moepool tokenize -m ${TOK_VOCAB_DIR}/qwen3.gguf --no-bos -- -42)
 set_tests_properties(tokenize_cli_dash_text PROPERTIES
   PASS_REGULAR_EXPRESSION "^[0-9]+ [0-9]+ [0-9]+\n$")
+
+# `moepool run` and `moepool tokenize` on bad input (invalid UTF-8, a prompt longer than the
+# context, a GGUF without a tokenizer, unknown or missing chat templates, missing files, -n 0,
+# bad numbers) with models written by `moepool synth`: exit status and one clear stderr line.
+add_test(NAME run_cli
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/run_cli.py $<TARGET_FILE:moepool>
+          ${CMAKE_CURRENT_BINARY_DIR}/run_cli)
+set_tests_properties(run_cli PROPERTIES PASS_REGULAR_EXPRESSION "run cli: [0-9]+ passed, 0 failed")

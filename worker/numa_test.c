@@ -1,0 +1,104 @@
+/* worker/numa_test.c: NUMA discovery and splitting on hwloc synthetic topologies (2 and 4 nodes),
+ * plus allocation and pinning on this machine (one node here: binding either works or is skipped
+ * with a warning; either way memory is usable and threads run). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/check.h"
+#include "worker/numa.h"
+
+static void check_synthetic(const char *desc, int nodes, int cores_per_node, int pus_per_node)
+{
+    struct numa_topo *t = NULL;
+    struct mp_error err = {0};
+    CHECK(numa_open_synthetic(desc, &t, &err) == 0, "%s: %s", desc, err.msg);
+    if (!t)
+        return;
+    CHECK(numa_n_nodes(t) == nodes, "%s: %d nodes", desc, numa_n_nodes(t));
+    CHECK(!numa_is_this_system(t), "%s: synthetic counted as this system", desc);
+    for (int i = 0; i < numa_n_nodes(t); i++) {
+        struct numa_node_info n = numa_node(t, i);
+        CHECK(n.n_cores == cores_per_node, "%s node %d: %d cores", desc, i, n.n_cores);
+        CHECK(n.n_pus == pus_per_node, "%s node %d: %d PUs", desc, i, n.n_pus);
+    }
+    CHECK(numa_total_cores(t) == nodes * cores_per_node, "%s: total cores", desc);
+    /* Equal nodes: 7 experts go 4/3 (2 nodes) or 2/2/2/1 (4 nodes); 64 split evenly. */
+    int64_t counts[8], sum = 0;
+    numa_split(t, 7, counts);
+    for (int i = 0; i < nodes; i++) {
+        sum += counts[i];
+        CHECK(counts[i] == 7 / nodes + (i < 7 % nodes), "%s: node %d gets %lld of 7", desc, i,
+              (long long)counts[i]);
+    }
+    CHECK(sum == 7, "%s: split sums to %lld", desc, (long long)sum);
+    numa_split(t, 64, counts);
+    for (int i = 0; i < nodes; i++)
+        CHECK(counts[i] == 64 / nodes, "%s: node %d gets %lld of 64", desc, i, (long long)counts[i]);
+    /* Binding is skipped on a synthetic topology, allocation still works. */
+    void *p = numa_alloc(t, nodes - 1, 1 << 20, &err);
+    CHECK(p != NULL, "%s: alloc: %s", desc, err.msg);
+    if (p)
+        memset(p, 1, 1 << 20);
+    numa_free(t, p, 1 << 20);
+    CHECK(numa_alloc(t, nodes, 16, &err) == NULL && err.code == MP_EINVAL,
+          "%s: node out of range accepted", desc);
+    struct tp_pool *pool = tp_new(2);
+    CHECK(numa_pin_pool(t, 0, pool, &err) == 0, "%s: pin: %s", desc, err.msg);
+    tp_free(pool);
+    char buf[4096] = {0};
+    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+    numa_print(t, f);
+    fclose(f);
+    CHECK(strstr(buf, "node 1 (os 1)") != NULL, "%s: print:\n%s", desc, buf);
+    numa_close(t);
+}
+
+static void check_bad_synthetic(void)
+{
+    struct numa_topo *t = NULL;
+    struct mp_error err = {0};
+    CHECK(numa_open_synthetic("pack:x numa:?", &t, &err) == MP_EINVAL && !t, "bad desc accepted");
+    CHECK(strstr(err.msg, "synthetic") != NULL, "message: %s", err.msg);
+}
+
+static void check_this_machine(void)
+{
+    struct numa_topo *t = NULL;
+    struct mp_error err = {0};
+    CHECK(numa_open(&t, &err) == 0, "open: %s", err.msg);
+    if (!t)
+        return;
+    CHECK(numa_n_nodes(t) >= 1, "no node");
+    CHECK(numa_total_cores(t) >= 1, "no core");
+    int64_t counts[64];
+    numa_split(t, 100, counts);
+    int64_t sum = 0;
+    for (int i = 0; i < numa_n_nodes(t); i++)
+        sum += counts[i];
+    CHECK(sum == 100, "split sums to %lld", (long long)sum);
+    size_t bytes = 8u << 20;
+    unsigned char *p = numa_alloc(t, 0, bytes, &err);
+    CHECK(p != NULL, "alloc: %s", err.msg);
+    if (p) {
+        memset(p, 0xab, bytes);
+        CHECK(p[bytes - 1] == 0xab, "memory not writable");
+    }
+    numa_free(t, p, bytes);
+    struct tp_pool *pool = tp_new(2);
+    CHECK(numa_pin_pool(t, 0, pool, &err) == 0, "pin: %s", err.msg);
+    tp_free(pool);
+    numa_print(t, stdout);
+    numa_close(t);
+}
+
+int main(void)
+{
+    check_synthetic("pack:2 numa:1 core:2 pu:1", 2, 2, 2);
+    check_synthetic("pack:4 numa:1 core:2 pu:2", 4, 2, 4);
+    check_synthetic("pack:2 numa:2 core:3 pu:1", 4, 3, 3);
+    check_bad_synthetic();
+    check_this_machine();
+    if (!failures)
+        printf("numa_test: ok\n");
+    return failures != 0;
+}
