@@ -474,7 +474,7 @@ static void test_mad_rows(const char *level)
 /* matmul and convert over a pool equal per-row dots and per-row conversion exactly. */
 static void test_matmul(const char *level, struct tp_pool *pool)
 {
-    static const int n_toks[] = {1, 2, 5, 17};
+    static const int n_toks[] = {1, 2, 3, 5, 7, 17};
     const int64_t K = 512, M = 67;
     const int max_tok = 17;
     float *x = xmalloc((size_t)(max_tok * K) * sizeof(float));

@@ -6,7 +6,8 @@
  * For a batch, each chunk of weight rows is multiplied by all tokens before moving on, so the
  * chunk is read from memory once per batch and then from L1/L2 (CHUNK_ROWS below). Where the
  * format has a `dot4`, tokens go four at a time through it, so each weight block is decoded once
- * per four tokens; dot4 equals `dot` bit for bit, so outputs do not depend on the batch. */
+ * per four tokens (a tail of three too, padded); dot4 equals `dot` bit for bit, so outputs
+ * do not depend on the batch. */
 #include <stdatomic.h>
 
 #include "kernels/matmul.h"
@@ -83,26 +84,41 @@ struct matmul_job {
     int64_t chunk_rows;
 };
 
+/* From this many tokens left, a dot4 with the last token repeated beats single dots: a Q4_K block
+ * costs 4 x 3.8 ns through dot4 against 3 x 6.8 ns through dot for three tokens (L2-resident
+ * microbenchmark, docs/perf.md), but 2 x 6.8 ns for two. */
+#define DOT4_MIN_TAIL 3
+
+/* Tokens t..t+3 through dot4; past n_tok the last token is repeated and its extra results are
+ * dropped (dot4's outputs equal dot's, so padding changes nothing). */
+static void chunk_dot4(const struct matmul_job *job, int t, int64_t r0, int64_t r1)
+{
+    const struct kq_matrix *W = job->W;
+    const uint8_t *wdata = W->data;
+    const int n = job->n_tok - t < 4 ? job->n_tok - t : 4;
+    const void *a[4];
+    float *y[4];
+    for (int k = 0; k < 4; k++) {
+        const int tk = t + (k < n ? k : n - 1);
+        const int64_t src = job->rows ? job->rows[tk] : tk;
+        a[k] = job->xq + (size_t)src * job->act_stride;
+        y[k] = job->y + (size_t)tk * job->y_stride;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        float s[4];
+        job->dot4(W->n_cols, s, wdata + (size_t)r * W->row_bytes, a);
+        for (int k = 0; k < n; k++)
+            y[k][r] = s[k];
+    }
+}
+
 static void matmul_chunk(const struct matmul_job *job, int64_t r0, int64_t r1)
 {
     const struct kq_matrix *W = job->W;
     const uint8_t *wdata = W->data;
     int t = 0;
-    for (; job->dot4 && t + 4 <= job->n_tok; t += 4) {
-        const void *a[4];
-        float *y[4];
-        for (int k = 0; k < 4; k++) {
-            const int64_t src = job->rows ? job->rows[t + k] : t + k;
-            a[k] = job->xq + (size_t)src * job->act_stride;
-            y[k] = job->y + (size_t)(t + k) * job->y_stride;
-        }
-        for (int64_t r = r0; r < r1; r++) {
-            float s[4];
-            job->dot4(W->n_cols, s, wdata + (size_t)r * W->row_bytes, a);
-            for (int k = 0; k < 4; k++)
-                y[k][r] = s[k];
-        }
-    }
+    for (; job->dot4 && job->n_tok - t >= DOT4_MIN_TAIL; t += 4)
+        chunk_dot4(job, t, r0, r1);
     for (; t < job->n_tok; t++) {
         const int64_t src = job->rows ? job->rows[t] : t;
         const uint8_t *a = job->xq + (size_t)src * job->act_stride;
