@@ -18,6 +18,7 @@
 #include "model/eb_local.h"
 #include "model/forward.h"
 #include "model/sampler.h"
+#include "model/stopstr.h"
 #include "model/tokenizer.h"
 #include "model/unicode.h"
 
@@ -29,6 +30,8 @@ struct run_args {
     int n_predict, threads, n_ctx;
     bool chat;     /* render the prompt as one user turn with the model's chat template */
     bool no_think; /* with --chat: Qwen3's enable_thinking = false */
+    const char *stops[STOPSTR_MAX]; /* --stop: generation ends before the first of these */
+    int n_stops;
     struct samp_params samp;
 };
 
@@ -40,6 +43,8 @@ struct run_ctx {
     struct kv_seq *seq;
     struct expert_backend eb;
     struct sampler *samp;
+    struct stopstr *stop;
+    char *stop_out; /* [stopstr_out_cap] text the stop matcher lets through */
     float *logits;
     int32_t *ids;
     int n_ids;
@@ -51,7 +56,7 @@ static void usage(FILE *f)
                "                   [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
                "                   [--repeat-penalty R] [--presence-penalty P]\n"
                "                   [--frequency-penalty F] [--repeat-last-n N]\n"
-               "                   [--chat [--no-think]]\n");
+               "                   [--chat [--no-think]] [--stop STRING]...\n");
 }
 
 /* Numbers are read whole and range-checked: "-n 12x", "-t 0" or "--temp nan" get one line naming
@@ -94,6 +99,17 @@ static bool parse_seed(const char *s, uint64_t *out)
     return true;
 }
 
+static bool add_stop(const char *v, struct run_args *a)
+{
+    if (!*v || strlen(v) > STOPSTR_MAX_LEN || a->n_stops == STOPSTR_MAX) {
+        fprintf(stderr, "moepool run: --stop '%.40s': want at most %d non-empty strings of at most "
+                        "%d bytes\n", v, STOPSTR_MAX, STOPSTR_MAX_LEN);
+        return false;
+    }
+    a->stops[a->n_stops++] = v;
+    return true;
+}
+
 /* One option with its argument; false (message printed) when the value is bad. */
 static bool set_option(int c, const char *v, struct run_args *a)
 {
@@ -116,6 +132,7 @@ static bool set_option(int c, const char *v, struct run_args *a)
     case 'L': return parse_int("--repeat-last-n", v, 0, RUN_MAX_CTX, &sp->penalty_last_n);
     case 'C': a->chat = true; return true;
     case 'N': a->no_think = true; return true;
+    case 'X': return add_stop(v, a);
     }
     return false;
 }
@@ -133,7 +150,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
         {"presence-penalty", required_argument, 0, 'E'},
         {"frequency-penalty", required_argument, 0, 'F'},
         {"repeat-last-n", required_argument, 0, 'L'}, {"chat", no_argument, 0, 'C'},
-        {"no-think", no_argument, 0, 'N'},
+        {"no-think", no_argument, 0, 'N'}, {"stop", required_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -255,12 +272,19 @@ static int setup(struct run_ctx *r, const struct run_args *a, struct mp_error *e
         (rc = fwd_state_new(r->m, RUN_UBATCH, a->n_ctx, r->tp, &r->st, err)) ||
         (rc = eb_local_new(r->m, NULL, r->tp, RUN_UBATCH, &r->eb, err)))
         return rc;
+    size_t piece = tok_max_piece(r->vocab) + TOK_STREAM_HOLD; /* what tok_stream_push gives */
+    if ((rc = stopstr_new(a->stops, a->n_stops, piece, &r->stop, err)))
+        return rc;
+    if (!(r->stop_out = malloc(stopstr_out_cap(r->stop))))
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
     return samp_new(&a->samp, (int32_t)r->m->hp.n_vocab, &r->samp, err);
 }
 
 static void teardown(struct run_ctx *r)
 {
     samp_free(r->samp);
+    stopstr_free(r->stop);
+    free(r->stop_out);
     eb_free(&r->eb);
     fwd_state_free(r->st);
     kv_seq_free(r->seq);
@@ -293,13 +317,24 @@ static int feed(struct run_ctx *r, const int32_t *tokens, int n, struct mp_error
     return 0;
 }
 
+/* Writes decoded text through the stop-string matcher; returns true once a stop string
+ * completed (the text before it is out, the stop string itself is not). */
+static bool emit_text(struct run_ctx *r, const char *text, size_t n)
+{
+    bool stopped = false;
+    size_t k = stopstr_push(r->stop, text, n, r->stop_out, &stopped);
+    if (k && fwrite(r->stop_out, 1, k, stdout))
+        fflush(stdout);
+    return stopped;
+}
+
 static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error *err)
 {
     size_t cap = tok_max_piece(r->vocab) + TOK_STREAM_HOLD;
     char *text = malloc(cap);
     struct tok_stream stream;
     int n_gen = 0, rc = text ? 0 : mp_error_set(err, MP_ENOMEM, "out of memory");
-    bool full = false;
+    bool full = false, stopped = false;
     tok_stream_init(&stream, false);
     for (int i = 0; i < r->n_ids; i++)
         samp_accept(r->samp, r->ids[i]);
@@ -316,8 +351,8 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
         samp_accept(r->samp, tok);
         n_gen++;
         int n = tok_stream_push(&stream, r->vocab, tok, text, cap);
-        if (n > 0 && fwrite(text, 1, (size_t)n, stdout))
-            fflush(stdout);
+        if (n > 0 && (stopped = emit_text(r, text, (size_t)n)))
+            break;
         if (n_gen == a->n_predict)
             break;
         if (r->n_ids + n_gen > a->n_ctx) {
@@ -326,9 +361,11 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
         }
         rc = feed(r, &tok, 1, err);
     }
-    int n = text ? tok_stream_flush(&stream, text, cap) : 0;
+    int n = text && !stopped ? tok_stream_flush(&stream, text, cap) : 0;
     if (n > 0)
-        fwrite(text, 1, (size_t)n, stdout);
+        stopped = emit_text(r, text, (size_t)n);
+    size_t held = stopped ? 0 : stopstr_flush(r->stop, r->stop_out); /* a partial match */
+    fwrite(r->stop_out, 1, held, stdout);
     double t2 = now_s();
     printf("\n");
     fflush(stdout); /* the timings line goes to stderr after the text, not inside it */

@@ -151,6 +151,21 @@ def main():
              r"^moepool run: " + pattern, err_lines=1)
     case("run: no prompt", ["run", "-m", good], 2, r"-p PROMPT are required", err_lines=1)
 
+    # --stop: greedy text cut just before the first occurrence of a stop string (which may span
+    # tokens), the stop itself not printed; one that never occurs changes nothing.
+    greedy = base + ["-m", good, "-p", "Once", "-n", "30", "--temp", "0"]
+    full, _ = case("run: greedy text", greedy, 0)
+    stop = full[8:11]
+    cut, _ = case("run --stop", greedy + ["--stop", stop, "--stop", "never-appears"], 0)
+    check_equal("run --stop: the text ends before the stop string",
+                cut, full[:full.find(stop)] + b"\n")
+    same, _ = case("run --stop: absent", greedy + ["--stop", "never-appears"], 0)
+    check_equal("run --stop: an absent stop string changes nothing", same, full)
+    case("run --stop ''", greedy + ["--stop", ""], 2, r"--stop '': want at most 16 non-empty",
+         err_lines=1)
+    case("run: 17 stop strings", greedy + ["--stop", "x"] * 17, 2, r"want at most 16",
+         err_lines=1)
+
     # The same seed gives the same text (sampling at the default temperature).
     a, _ = case("run: seed 11", ["run", "-t", "1", "-m", good, "-p", "Once", "-n", "12",
                 "--seed", "11"], 0)
