@@ -249,6 +249,7 @@ static void print_json(const struct bench_args *a, const struct bench_env *e,
                a->cluster.expect_workers, wire_name(a->cluster.wire),
                a->cluster.local_shard ? "true" : "false", r->bytes_per_token_layer);
     printf("}\n");
+    fflush(stdout); /* one line per test as it ends: progress for whoever reads the pipe */
 }
 
 static void print_header(const struct bench_args *a, const struct bench_env *e)
