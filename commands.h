@@ -10,6 +10,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 int cmd_placement(int argc, char **argv);
 
 #endif

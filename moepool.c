@@ -17,6 +17,8 @@ static const struct command commands[] = {
     {"synth", cmd_synth, "write a synthetic model of a real architecture's shape"},
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
     {"serve", cmd_serve, "serve the OpenAI API with continuous batching"},
+    {"worker", cmd_worker, "join a coordinator and compute its experts"},
+    {"keygen", cmd_keygen, "write a CURVE key for an encrypted cluster"},
     {"placement", cmd_placement, "plan expert placement over workers; record routing statistics"},
 };
 

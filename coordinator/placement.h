@@ -46,7 +46,7 @@ int place_new(const char *arch, int n_moe_layers, int n_expert, int n_workers,
               const struct place_worker *workers, struct placement **out, struct mp_error *err);
 void place_free(struct placement *p); /* NULL-safe */
 
-/* Empty placement shaped like model m (architecture, layer and expert counts). */
+/* Empty placement shaped like model m (architecture, layer and expert counts, fingerprint). */
 int place_new_for_model(const struct model *m, int n_workers, const struct place_worker *workers,
                         struct placement **out, struct mp_error *err);
 
@@ -55,8 +55,8 @@ int place_new_for_model(const struct model *m, int n_workers, const struct place
  * Errors name the file and the bad entry ("p.json: layer 3 expert 7: unknown worker 'w9'"). */
 int place_load(const char *path, struct placement **out, struct mp_error *err);
 
-/* Checks p against a loaded model: architecture, MoE layer and expert counts, and fingerprint
- * when both p and the caller (fingerprint != NULL) have one. */
+/* Checks p against a loaded model: architecture, MoE layer and expert counts, and, when p names
+ * one, the fingerprint (model/fingerprint.h hex): the given one, or m's own when NULL. */
 int place_check_model(const struct placement *p, const struct model *m, const char *fingerprint,
                       struct mp_error *err);
 
@@ -104,9 +104,15 @@ void place_expected_load(const struct placement *p, const struct routing_stats *
 void place_layer_load(const struct placement *p, const struct routing_stats *stats, int layer,
                       double *load);
 
-/* How unevenly work is spread: per layer, the busiest worker's expected activations over the
- * mean per worker, averaged over layers. 1 is perfect; the slowest worker sets each layer's pace,
- * so this is about how much longer a layer takes than with perfect balance (equal workers). */
+/* Relative speed of each worker, speed[n_workers]: its cores when any worker reports cores (the
+ * others count as the mean), else its memory when all report memory, else 1. The capacity
+ * policy's weights, and what "fair" means below. */
+void place_speeds(const struct place_worker *workers, int n_workers, double *speed);
+
+/* How unevenly work is spread: per layer, the largest ratio of a worker's expected activations
+ * to its fair part (the layer's total split by place_speeds), averaged over layers. 1 is
+ * perfect; the slowest worker sets each layer's pace, so this is about how much longer a layer
+ * takes than with perfect balance. */
 double place_imbalance(const struct placement *p, const struct routing_stats *stats);
 
 /* Share of recorded co-activations (expert pairs chosen by one token) whose two experts share a

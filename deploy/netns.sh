@@ -5,7 +5,7 @@
 #   deploy/netns.sh [--tag T] exec HOST CMD [ARG...]    HOST: h1..hN (or 1..N)
 #   deploy/netns.sh [--tag T] ip HOST                   the host's address (10.77.0.N)
 #   deploy/netns.sh [--tag T] list                      hosts, addresses, link emulation
-#   deploy/netns.sh [--tag T] down                      remove everything `up` made
+#   deploy/netns.sh [--tag T] down                      end the hosts' processes, remove all `up` made
 #
 # Layout: a namespace mp-T-lan holds the bridge "lan"; each host is a namespace mp-T-hI whose
 # eth0 (10.77.0.I/24) is a veth pair with its other end "hI" on the bridge. Nothing is created in
@@ -44,7 +44,22 @@ our_namespaces() {
     ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^mp-$TAG-(lan|h[0-9]+)\$" || true
 }
 
+# Processes still running in a host would outlive its namespace, detached and unreachable (a
+# worker retrying forever), so down ends them first: TERM, a moment, then KILL.
+end_processes() {
+    pids=$(for ns in $(our_namespaces); do ip netns pids "$ns"; done)
+    [ -n "$pids" ] || return 0
+    kill $pids 2>/dev/null || true
+    i=0
+    while [ $i -lt 20 ] && kill -0 $pids 2>/dev/null; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -9 $pids 2>/dev/null || true
+}
+
 cmd_down() {
+    end_processes
     for ns in $(our_namespaces); do
         ip netns delete "$ns"
     done

@@ -1,4 +1,5 @@
-/* model/cmd_run.c: `moepool run -m FILE -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS]`:
+/* model/cmd_run.c: `moepool run -m FILE -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS]`
+ * (all options: usage() below; bad input and its messages: docs/chat.md, tests/run_cli.py):
  * tokenizes the prompt, prefills it in chunks, then samples and streams text to stdout as it is
  * generated (whole UTF-8 characters only), and ends with a line of timings on stderr. Stops at
  * an end-of-generation token or after N tokens. */
@@ -26,7 +27,8 @@
 struct run_args {
     const char *model, *prompt;
     int n_predict, threads, n_ctx;
-    bool chat; /* render the prompt as one user turn with the model's chat template */
+    bool chat;     /* render the prompt as one user turn with the model's chat template */
+    bool no_think; /* with --chat: Qwen3's enable_thinking = false */
     struct samp_params samp;
 };
 
@@ -48,7 +50,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: moepool run -m MODEL -p PROMPT [-n N_PREDICT] [-c CTX] [-t THREADS]\n"
                "                   [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
                "                   [--repeat-penalty R] [--presence-penalty P]\n"
-               "                   [--frequency-penalty F] [--repeat-last-n N] [--chat]\n");
+               "                   [--frequency-penalty F] [--repeat-last-n N]\n"
+               "                   [--chat [--no-think]]\n");
 }
 
 /* Numbers are read whole and range-checked: "-n 12x", "-t 0" or "--temp nan" get one line naming
@@ -112,6 +115,7 @@ static bool set_option(int c, const char *v, struct run_args *a)
                                  &sp->frequency_penalty);
     case 'L': return parse_int("--repeat-last-n", v, 0, RUN_MAX_CTX, &sp->penalty_last_n);
     case 'C': a->chat = true; return true;
+    case 'N': a->no_think = true; return true;
     }
     return false;
 }
@@ -129,6 +133,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
         {"presence-penalty", required_argument, 0, 'E'},
         {"frequency-penalty", required_argument, 0, 'F'},
         {"repeat-last-n", required_argument, 0, 'L'}, {"chat", no_argument, 0, 'C'},
+        {"no-think", no_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -157,7 +162,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
             fprintf(stderr, "moepool run: unexpected argument '%s' (quote the prompt)\n",
                     argv[optind]);
         else
-            fprintf(stderr, "moepool run: -m MODEL and -p PROMPT are required (moepool run --help)\n");
+            fprintf(stderr, "moepool run: -m MODEL and -p PROMPT are required "
+                            "(moepool run --help)\n");
         return 2;
     }
     return 0;
@@ -206,12 +212,13 @@ static int render_prompt(struct run_ctx *r, const struct run_args *a, char **out
     if (fallback)
         fprintf(stderr, "moepool run: warning: chat template not recognised, using ChatML\n");
     struct chat_msg msg = {.role = "user", .content = a->prompt};
-    return chat_render(f, &msg, 1, NULL, true, out, err);
+    struct chat_opts opts = {.no_thinking = a->no_think};
+    return chat_render_opts(f, &msg, 1, NULL, true, &opts, out, err);
 }
 
 /* Invalid UTF-8 is not refused: llama.cpp reads each bad byte as U+FFFD (and overlong forms as
- * their value) and so does the tokenizer (docs/tokenizer.md §3), so the ids stay llama.cpp's. One line says so, since the model
- * sees replacement characters rather than what was typed. */
+ * their value) and so does the tokenizer (docs/tokenizer.md §3), so the ids stay llama.cpp's.
+ * One line says so, since the model sees replacement characters rather than what was typed. */
 static void warn_invalid_utf8(const char *prompt)
 {
     if (!uc_is_canonical((const uint8_t *)prompt, strlen(prompt)))

@@ -23,8 +23,7 @@ int expert_table_new(int64_t n_layer, int64_t n_expert, struct expert_table **ou
     return 0;
 }
 
-int expert_table_from_model(const struct model *m, struct expert_table **out,
-                            struct mp_error *err)
+int expert_table_from_model(const struct model *m, struct expert_table **out, struct mp_error *err)
 {
     int rc = expert_table_new(m->hp.n_layer, m->hp.n_expert, out, err);
     if (rc)
@@ -51,8 +50,7 @@ void expert_table_free(struct expert_table *t)
     free(t);
 }
 
-const struct expert_weights *expert_table_get(const struct expert_table *t, int64_t il,
-                                              int64_t e)
+const struct expert_weights *expert_table_get(const struct expert_table *t, int64_t il, int64_t e)
 {
     if (!t || il < 0 || il >= t->n_layer || e < 0 || e >= t->n_expert)
         return NULL;
@@ -102,8 +100,7 @@ size_t expert_bytes(const struct model *m, int64_t il)
     return L->gate_exps.expert_bytes + L->up_exps.expert_bytes + L->down_exps.expert_bytes;
 }
 
-int expert_refs_all(const struct model *m, struct expert_ref **out, size_t *n,
-                    struct mp_error *err)
+int expert_refs_all(const struct model *m, struct expert_ref **out, size_t *n, struct mp_error *err)
 {
     *out = NULL;
     *n = (size_t)m->n_moe_layers * (size_t)m->hp.n_expert;

@@ -26,9 +26,9 @@ struct expert_weights {
 };
 
 struct expert_table {
-    int64_t n_layer;              /* = model hp.n_layer */
-    int64_t n_expert;             /* = model hp.n_expert */
-    struct expert_weights *w;     /* [n_layer][n_expert]; dense layers stay NULL */
+    int64_t n_layer;          /* = model hp.n_layer */
+    int64_t n_expert;         /* = model hp.n_expert */
+    struct expert_weights *w; /* [n_layer][n_expert]; dense layers stay NULL */
 };
 
 /* A table of n_layer x n_expert entries, none held. */
@@ -36,14 +36,12 @@ int expert_table_new(int64_t n_layer, int64_t n_expert, struct expert_table **ou
                      struct mp_error *err);
 
 /* Every expert of every MoE layer, pointing into the model's GGUF mapping. */
-int expert_table_from_model(const struct model *m, struct expert_table **out,
-                            struct mp_error *err);
+int expert_table_from_model(const struct model *m, struct expert_table **out, struct mp_error *err);
 
 void expert_table_free(struct expert_table *t); /* NULL-safe */
 
 /* Entry (il, e), or NULL when il/e are out of range. */
-const struct expert_weights *expert_table_get(const struct expert_table *t, int64_t il,
-                                              int64_t e);
+const struct expert_weights *expert_table_get(const struct expert_table *t, int64_t il, int64_t e);
 
 /* True when the table holds expert e of block il (in range and non-NULL). */
 bool expert_table_holds(const struct expert_table *t, int64_t il, int64_t e);

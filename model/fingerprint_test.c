@@ -33,7 +33,8 @@ int main(int argc, char **argv)
         struct model_fingerprint back;
         fingerprint_hex(b, hex);
         CHECK(strlen(hex) == FINGERPRINT_HEX_LEN && fingerprint_parse(hex, &back, &err) == 0 &&
-                  fingerprint_eq(back, b), "%s: hex round trip %s", argv[i + 1], hex);
+                  fingerprint_eq(back, b),
+              "%s: hex round trip %s", argv[i + 1], hex);
         printf("%s %s\n", hex, argv[i + 1]);
         for (int j = 0; j < i; j++)
             CHECK(!fingerprint_eq(fps[i], fps[j]), "%s and %s collide", argv[i + 1], argv[j + 1]);

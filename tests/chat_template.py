@@ -10,13 +10,24 @@ lstrip_blocks, loopcontrols, and `tojson` as json.dumps(ensure_ascii=False) keep
 LFM2's template opens with bos_token; like llama.cpp with add_bos_token, we strip it, since the
 tokenizer adds BOS itself.
 
-usage: chat_template.py CASES.json LFM2.gguf QWEN3.gguf
+LFM2.5-8B-A1B's template has no conformance GGUF; its text (llama.cpp models/templates/
+LFM2.5-8B-A1B.jinja, as the model ships it) is tests/data/LFM2.5-8B-A1B.jinja. It needs what HF
+transformers gives templates: a `{% generation %}` block tag (rendered as its body) and
+strftime_now (here the fixed date of the case). It reads OpenAI-style calls
+({"function": {"name", "arguments": {...}}}) with parsed arguments, as llama.cpp hands them over.
+
+A message's "reasoning" (struct chat_msg.reasoning) is reasoning_content for Qwen3 and thinking
+for LFM2.5; LFM2 has no such variable. A missing content is "" for LFM2 and Qwen3 (their
+templates concatenate it; moepool and llama.cpp send "") and undefined for LFM2.5, which tests it.
+
+usage: chat_template.py CASES.json LFM2.gguf QWEN3.gguf LFM2.5.jinja
 """
 import json
 import struct
 import sys
 
 import jinja2
+import jinja2.ext
 
 GGUF_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 
@@ -58,32 +69,63 @@ def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
                       sort_keys=sort_keys)
 
 
+class GenerationTag(jinja2.ext.Extension):
+    """HF transformers' {% generation %}...{% endgeneration %}: marks the assistant's tokens for
+    training masks; renders its body unchanged."""
+    tags = {"generation"}
+
+    def parse(self, parser):
+        next(parser.stream)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
+def openai_call(call):
+    """{"name", "arguments"} or {"function": {...}} -> the OpenAI form, arguments parsed."""
+    f = call.get("function", call)
+    args = f.get("arguments")
+    if isinstance(args, str):
+        args = json.loads(args)
+    return {"type": "function", "function": {"name": f["name"], "arguments": args}}
+
+
+def message(m, fmt):
+    m = dict(m)
+    if "tool_calls" in m:
+        m["tool_calls"] = json.loads(m["tool_calls"])
+        if fmt == "lfm2.5":
+            m["tool_calls"] = [openai_call(c) for c in m["tool_calls"]]
+    if "reasoning" in m:
+        r = m.pop("reasoning")
+        if fmt != "lfm2":
+            m["reasoning_content" if fmt == "qwen3" else "thinking"] = r
+    if "content" not in m and fmt != "lfm2.5":
+        m["content"] = ""
+    return m
+
+
 def render(template, case, bos, eos):
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True,
-                             extensions=["jinja2.ext.loopcontrols"])
+                             extensions=["jinja2.ext.loopcontrols", GenerationTag])
     env.filters["tojson"] = tojson
-    msgs = []
-    for m in case["messages"]:
-        m = dict(m)
-        if "tool_calls" in m:
-            m["tool_calls"] = json.loads(m["tool_calls"])
-        msgs.append(m)
+    env.globals["strftime_now"] = lambda fmt: case["date"]
+    msgs = [message(m, case["format"]) for m in case["messages"]]
     tools = json.loads(case["tools"]) if "tools" in case else None
     out = env.from_string(template).render(messages=msgs, tools=tools, bos_token=bos,
                                            eos_token=eos,
-                                           add_generation_prompt=case["gen"])
+                                           add_generation_prompt=case["gen"], **case["opts"])
     if bos and out.startswith(bos):
         out = out[len(bos):]
     return out
 
 
 def main():
-    cases_path, lfm2, qwen3 = sys.argv[1:4]
+    cases_path, lfm2, qwen3, lfm25 = sys.argv[1:5]
     with open(cases_path, encoding="utf-8") as f:
         cases = json.load(f)
     fmts = {
         "lfm2": (gguf_str(lfm2, "tokenizer.chat_template"), "<|startoftext|>", "<|im_end|>"),
         "qwen3": (gguf_str(qwen3, "tokenizer.chat_template"), "", "<|im_end|>"),
+        "lfm2.5": (open(lfm25, encoding="utf-8").read(), "<|startoftext|>", "<|im_end|>"),
     }
     bad = 0
     for c in cases:

@@ -63,6 +63,12 @@ def main():
     odd = synth("run-oddtmpl.gguf", "--chat-template", "{% for m in messages %}{{ m.content }}"
                 "{% endfor %}")
     none = synth("run-notmpl.gguf", "--chat-template", "")
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "data", "LFM2.5-8B-A1B.jinja"), encoding="utf-8") as f:
+        lfm25 = synth("run-lfm25.gguf", "--chat-template", f.read())
+    qwen3 = os.path.join(WORK, "run-qwen3.gguf")
+    subprocess.run([MOEPOOL, "synth", "--quiet", "--preset", "qwen3-tiny", "--type", "q8_0", "-o",
+                    qwen3], check=True, stdout=subprocess.DEVNULL)
     base = ["run", "-t", "1", "--seed", "7"]
     timing = r"prompt \d+ tokens .* generated \d+ tokens"
 
@@ -109,6 +115,17 @@ def main():
              r"moepool run: " + timing, err_lines=2)
     case("run --chat: the real LFM2 template, no warning", base + ["-m", good, "-p", "hi", "-n",
          "2", "--chat"], 0, r"^moepool run: " + timing, err_lines=1)
+    case("run --chat: the LFM2.5 template is recognised", base + ["-m", lfm25, "-p", "hi", "-n",
+         "2", "--chat"], 0, r"^moepool run: " + timing, err_lines=1)
+    # Qwen3 with --no-think: the generation prompt gains an empty <think> block
+    _, think = case("run --chat: Qwen3", base + ["-m", qwen3, "-p", "hi", "-n", "1", "--chat"], 0,
+                    timing, err_lines=1)
+    _, no_think = case("run --chat --no-think: Qwen3", base + ["-m", qwen3, "-p", "hi", "-n", "1",
+                       "--chat", "--no-think"], 0, timing, err_lines=1)
+    n_think, n_no_think = (int(re.search(r"prompt (\d+) tokens", e).group(1))
+                           for e in (think, no_think))
+    # <think>, "\n\n", </think>, "\n\n": at least the two special tokens and some newlines
+    check_equal("run --no-think: 4 more prompt tokens or so", n_no_think - n_think >= 3, True)
 
     # -n 0: the prompt is read, nothing is generated.
     case("run: -n 0", base + ["-m", good, "-p", "hello", "-n", "0"], 0,

@@ -184,8 +184,8 @@ static void pin_thread(void *vctx, int ith, int nth)
 {
     (void)nth;
     struct pin_ctx *c = vctx;
-    hwloc_obj_t core = hwloc_get_obj_inside_cpuset_by_type(
-        c->t->topo, c->node_set, HWLOC_OBJ_CORE, (unsigned)(ith % c->n_cores));
+    hwloc_obj_t core = hwloc_get_obj_inside_cpuset_by_type(c->t->topo, c->node_set, HWLOC_OBJ_CORE,
+                                                           (unsigned)(ith % c->n_cores));
     if (!core)
         core = hwloc_get_obj_inside_cpuset_by_type(c->t->topo, c->node_set, HWLOC_OBJ_PU,
                                                    (unsigned)(ith % c->n_cores));

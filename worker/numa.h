@@ -20,9 +20,9 @@
 struct numa_topo;
 
 struct numa_node_info {
-    int os_index;        /* the OS's node number */
-    int n_cores;         /* physical cores local to the node */
-    int n_pus;           /* hardware threads local to the node */
+    int os_index;         /* the OS's node number */
+    int n_cores;          /* physical cores local to the node */
+    int n_pus;            /* hardware threads local to the node */
     uint64_t total_bytes; /* node memory, 0 when unknown */
     uint64_t free_bytes;  /* free node memory now (from the OS; total when unknown) */
 };

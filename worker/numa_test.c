@@ -1,6 +1,8 @@
 /* worker/numa_test.c: NUMA discovery and splitting on hwloc synthetic topologies (2 and 4 nodes),
  * plus allocation and pinning on this machine (one node here: binding either works or is skipped
- * with a warning; either way memory is usable and threads run). */
+ * with a warning; either way memory is usable and threads run). With --env-nodes N: the
+ * HWLOC_SYNTHETIC environment variable is honoured by numa_open. */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +35,8 @@ static void check_synthetic(const char *desc, int nodes, int cores_per_node, int
     CHECK(sum == 7, "%s: split sums to %lld", desc, (long long)sum);
     numa_split(t, 64, counts);
     for (int i = 0; i < nodes; i++)
-        CHECK(counts[i] == 64 / nodes, "%s: node %d gets %lld of 64", desc, i, (long long)counts[i]);
+        CHECK(counts[i] == 64 / nodes, "%s: node %d gets %lld of 64", desc, i,
+              (long long)counts[i]);
     /* Binding is skipped on a synthetic topology, allocation still works. */
     void *p = numa_alloc(t, nodes - 1, 1 << 20, &err);
     CHECK(p != NULL, "%s: alloc: %s", desc, err.msg);
@@ -61,6 +64,25 @@ static void check_bad_synthetic(void)
     CHECK(strstr(err.msg, "synthetic") != NULL, "message: %s", err.msg);
 }
 
+/* Each pool thread's CPU affinity after pinning: the lowest CPU it may run on, and how many. */
+struct affinity {
+    int first[8], count[8];
+};
+
+static void record_affinity(void *ctx, int ith, int nth)
+{
+    (void)nth;
+    struct affinity *a = ctx;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (ith >= 8 || sched_getaffinity(0, sizeof(set), &set) != 0)
+        return;
+    a->count[ith] = CPU_COUNT(&set);
+    for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+        if (CPU_ISSET(c, &set))
+            a->first[ith] = c;
+}
+
 static void check_this_machine(void)
 {
     struct numa_topo *t = NULL;
@@ -84,15 +106,44 @@ static void check_this_machine(void)
         CHECK(p[bytes - 1] == 0xab, "memory not writable");
     }
     numa_free(t, p, bytes);
+    /* Pinned: thread ith runs on core ith of node 0 only (cores of this machine's node 0 are
+     * distinct, so with two or more cores the two threads get different CPUs). */
     struct tp_pool *pool = tp_new(2);
     CHECK(numa_pin_pool(t, 0, pool, &err) == 0, "pin: %s", err.msg);
+    struct affinity a = {0};
+    tp_run(pool, record_affinity, &a);
+    struct numa_node_info n0 = numa_node(t, 0);
+    if (n0.n_cores >= 2 && n0.n_pus == n0.n_cores)
+        CHECK(a.count[0] == 1 && a.count[1] == 1 && a.first[0] != a.first[1],
+              "threads not pinned to one core each: cpus %d/%d, counts %d/%d", a.first[0],
+              a.first[1], a.count[0], a.count[1]);
+    printf("pinned: thread 0 on cpu %d (%d allowed), thread 1 on cpu %d (%d allowed)\n", a.first[0],
+           a.count[0], a.first[1], a.count[1]);
     tp_free(pool);
     numa_print(t, stdout);
     numa_close(t);
 }
 
-int main(void)
+/* numa_test --env-nodes N: run with HWLOC_SYNTHETIC set; numa_open must honour it. */
+static int check_env(int nodes)
 {
+    struct numa_topo *t = NULL;
+    struct mp_error err = {0};
+    CHECK(numa_open(&t, &err) == 0, "open: %s", err.msg);
+    if (t) {
+        CHECK(numa_n_nodes(t) == nodes, "HWLOC_SYNTHETIC gave %d nodes, not %d", numa_n_nodes(t),
+              nodes);
+        CHECK(!numa_is_this_system(t), "HWLOC_SYNTHETIC topology counted as this system");
+        numa_print(t, stdout);
+        numa_close(t);
+    }
+    return failures != 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--env-nodes"))
+        return check_env(atoi(argv[2]));
     check_synthetic("pack:2 numa:1 core:2 pu:1", 2, 2, 2);
     check_synthetic("pack:4 numa:1 core:2 pu:2", 4, 2, 4);
     check_synthetic("pack:2 numa:2 core:3 pu:1", 4, 3, 3);

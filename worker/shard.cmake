@@ -35,3 +35,11 @@ add_executable(fingerprint_test ${CMAKE_SOURCE_DIR}/model/fingerprint_test.c)
 target_link_libraries(fingerprint_test PRIVATE mp_model)
 file(GLOB MP_SHARED_GGUFS ${MP_SHARED_MODELS}/*.gguf)
 add_test(NAME fingerprint_test COMMAND fingerprint_test ${MP_SHARED_GGUFS})
+
+# Load speed (not a test): build/worker/shard_bench MODEL.gguf [--buffered] [--evict] ...
+add_executable(shard_bench shard_bench.c)
+target_link_libraries(shard_bench PRIVATE mp_shard)
+
+# `HWLOC_SYNTHETIC=... moepool worker --print-topology` for manual runs: numa_open honours it.
+add_test(NAME numa_test_env COMMAND numa_test --env-nodes 4)
+set_tests_properties(numa_test_env PROPERTIES ENVIRONMENT "HWLOC_SYNTHETIC=pack:4 numa:1 core:2 pu:1")

@@ -19,12 +19,12 @@ struct node_driver {
     struct shard_backend *sb;
     int node;
     int n_threads;
-    bool started;        /* the thread exists (join it) */
+    bool started; /* the thread exists (join it) */
     pthread_t thread;
     struct tp_pool *tp;
     struct expert_backend eb;
-    int32_t *ids;        /* [n_max * k] the job's ids, other nodes' slots skipped */
-    float *out;          /* [n_max][n_embd] this node's partial sum */
+    int32_t *ids; /* [n_max * k] the job's ids, other nodes' slots skipped */
+    float *out;   /* [n_max][n_embd] this node's partial sum */
     struct eb_job job;
     bool has_work;
     int rc;

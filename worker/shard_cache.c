@@ -80,8 +80,7 @@ int shard_cache_default_dir(char *buf, size_t n, struct mp_error *err)
     else if (home && home[0])
         len = snprintf(buf, n, "%s/.cache/moepool", home);
     else
-        return mp_error_set(err, MP_ENOTFOUND, "no cache directory: neither XDG_CACHE_HOME nor "
-                            "HOME is set");
+        return mp_error_set(err, MP_ENOTFOUND, "no cache directory: XDG_CACHE_HOME and HOME unset");
     if (len < 0 || (size_t)len >= n)
         return mp_error_set(err, MP_ERANGE, "cache directory path too long");
     return 0;
@@ -110,9 +109,9 @@ static int load_record(struct shard_cache *c, struct mp_error *err)
 {
     FILE *f = fopen(c->record_path, "r");
     if (!f)
-        return errno == ENOENT ? 0
-                               : mp_error_set(err, MP_EIO, "%s: %s", c->record_path,
-                                              strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : mp_error_set(err, MP_EIO, "%s: %s", c->record_path, strerror(errno));
     char line[128];
     size_t ignored = 0;
     while (fgets(line, sizeof(line), f)) {
@@ -208,9 +207,8 @@ int shard_cache_write(struct shard_cache *c, uint64_t offset, const void *data, 
                       struct mp_error *err)
 {
     if (offset > c->size || len > c->size - offset)
-        return mp_error_set(err, MP_ERANGE, "%s: write of %zu bytes at %llu is outside the file "
-                            "(%llu bytes)", c->path, len, (unsigned long long)offset,
-                            (unsigned long long)c->size);
+        return mp_error_set(err, MP_ERANGE, "%s: %zu bytes at %llu fall outside its %llu bytes",
+                            c->path, len, (unsigned long long)offset, (unsigned long long)c->size);
     const uint8_t *p = data;
     for (size_t done = 0; done < len;) {
         ssize_t w = pwrite(c->fd, p + done, len - done, (off_t)(offset + done));
@@ -294,8 +292,8 @@ int shard_cache_missing(const struct shard_cache *c, const struct file_range *wa
         if (want[i].offset > c->size || want[i].len > c->size - want[i].offset) {
             free(out.r);
             return mp_error_set(err, MP_ERANGE, "range %llu+%llu is outside %s",
-                                (unsigned long long)want[i].offset,
-                                (unsigned long long)want[i].len, c->path);
+                                (unsigned long long)want[i].offset, (unsigned long long)want[i].len,
+                                c->path);
         }
         if (subtract(&c->present, want[i].offset, want[i].len, &out)) {
             free(out.r);

@@ -148,8 +148,8 @@ static void check_bad_use(const char *model_path)
     CHECK(shard_cache_missing(c, want, 2, &miss, &n_miss, &err) == 0, "missing: %s", err.msg);
     /* present: [10,20) and [100,110): missing [0,10) [20,30) [95,100) [110,115) */
     CHECK(n_miss == 4 && miss[0].offset == 0 && miss[0].len == 10 && miss[1].offset == 20 &&
-              miss[2].offset == 95 && miss[2].len == 5 && miss[3].offset == 110 &&
-              miss[3].len == 5, "missing ranges wrong (%zu)", n_miss);
+              miss[2].offset == 95 && miss[2].len == 5 && miss[3].offset == 110 && miss[3].len == 5,
+          "missing ranges wrong (%zu)", n_miss);
     free(miss);
     struct file_range out_of_file = {990, 20};
     CHECK(shard_cache_missing(c, &out_of_file, 1, &miss, &n_miss, &err) == MP_ERANGE,
@@ -167,7 +167,8 @@ static void check_default_dir(void)
     unsetenv("XDG_CACHE_HOME");
     setenv("HOME", "/home/w", 1);
     CHECK(shard_cache_default_dir(buf, sizeof(buf), &err) == 0 &&
-              !strcmp(buf, "/home/w/.cache/moepool"), "home: %s", buf);
+              !strcmp(buf, "/home/w/.cache/moepool"),
+          "home: %s", buf);
     unsetenv("HOME");
     CHECK(shard_cache_default_dir(buf, sizeof(buf), &err) == MP_ENOTFOUND, "no home accepted");
 }

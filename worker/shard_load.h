@@ -2,8 +2,9 @@
  *
  * Low level (shard_read_ranges): a list of byte ranges of a file read into destinations with
  * liburing, many reads in flight (queue depth ~32, chunks of a few MiB), with O_DIRECT through
- * aligned staging buffers where the filesystem allows it (falling back to buffered reads when the
- * open or the first read says EINVAL), short reads resumed, progress reported.
+ * straight into place (or through aligned staging buffers) where the filesystem allows it (falling
+ * back to buffered reads when the open or the first read says EINVAL), short reads resumed,
+ * progress reported.
  *
  * High level (shard_load): given the experts a worker holds, splits them among NUMA nodes in
  * proportion to their cores, allocates each node's memory there, reads each expert's gate/up/down
@@ -25,9 +26,10 @@
 typedef void (*shard_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 struct shard_read_opts {
-    int queue_depth;      /* reads in flight; 0: 32 */
-    size_t chunk_bytes;   /* bytes per read; 0: 4 MiB */
-    bool buffered;        /* true: never try O_DIRECT */
+    int queue_depth;    /* reads in flight; 0: 32 */
+    size_t chunk_bytes; /* bytes per read; 0: 4 MiB */
+    bool buffered;      /* true: never try O_DIRECT */
+    bool staged;        /* O_DIRECT via staging buffers even where in place works (to compare) */
     shard_progress_fn progress; /* may be NULL */
     void *progress_ctx;
 };
@@ -35,15 +37,21 @@ struct shard_read_opts {
 struct shard_read_stats {
     uint64_t bytes;
     double seconds;
-    double gb_per_s;  /* 1e9 bytes per second */
-    bool direct;      /* O_DIRECT was used */
+    double gb_per_s; /* 1e9 bytes per second */
+    bool direct;     /* O_DIRECT was used */
 };
 
-/* One read: len bytes at file offset into dst. */
+/* One read: len bytes at file offset into dst.
+ *
+ * own_blocks: the 4 KiB-aligned blocks of memory around [dst, dst + len) belong to this read
+ * alone and may be overwritten (with the neighbouring file bytes). When dst is also congruent to
+ * offset modulo 4 KiB, O_DIRECT reads land in place with no staging copy; shard_load lays out its
+ * memory so that every read qualifies. */
 struct shard_read {
     uint64_t offset;
     uint64_t len;
     void *dst;
+    bool own_blocks;
 };
 
 /* Reads every request of path; all or nothing (MP_EIO naming the file and offset). opts and
@@ -54,19 +62,19 @@ int shard_read_ranges(const char *path, const struct shard_read *reqs, size_t n,
 
 /* The memory of one node of a loaded shard. */
 struct shard_node {
-    int node;                     /* index in the numa topology (0 when none) */
+    int node; /* index in the numa topology (0 when none) */
     void *mem;
     size_t bytes;
     int64_t n_experts;
-    struct expert_table *table;   /* the experts held on this node */
+    struct expert_table *table; /* the experts held on this node */
 };
 
 struct shard {
-    struct expert_table *table;   /* every expert of the shard */
-    int n_nodes;                  /* one entry per topology node (some may hold no expert) */
+    struct expert_table *table; /* every expert of the shard */
+    int n_nodes;                /* one entry per topology node (some may hold no expert) */
     struct shard_node *nodes;
-    int8_t *node_of;              /* [n_layer][n_expert]: node index, -1 when not held */
-    struct numa_topo *numa;       /* borrowed; NULL: one node, plain memory */
+    int8_t *node_of;        /* [n_layer][n_expert]: node index, -1 when not held */
+    struct numa_topo *numa; /* borrowed; NULL: one node, plain memory */
     struct shard_read_stats stats;
 };
 

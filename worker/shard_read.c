@@ -1,9 +1,11 @@
 /* worker/shard_read.c: shard_read_ranges (see shard_load.h).
  *
  * Requests are cut into chunks; up to queue_depth chunks are in flight in one io_uring. Each ring
- * slot owns a chunk: with O_DIRECT it reads the chunk's enclosing aligned span into the slot's
- * aligned staging buffer and copies the wanted bytes out (a shard's slices start anywhere in the
- * file and land anywhere in memory); buffered, it reads straight into the destination. A short
+ * slot owns a chunk: with O_DIRECT it reads the chunk's enclosing aligned span either straight
+ * into the destination (when the destination has the file offset's alignment and owns the blocks
+ * around it: the DMA lands in place, no copy) or into the slot's aligned staging buffer, copying
+ * the wanted bytes out; buffered, it reads straight into the destination. O_DIRECT chunks end on
+ * aligned file offsets, so the spans of one request's chunks never share a block. A short
  * read resumes where it stopped; a read of 0 bytes before the chunk is covered means the file is
  * shorter than the model says. If O_DIRECT is refused (open or first read: EINVAL), everything is
  * read again buffered. io_uring rather than a thread pool of preads: one thread keeps 32 reads
@@ -25,7 +27,6 @@
 #define DIRECT_REFUSED 1 /* read_pass: O_DIRECT not usable, start over buffered */
 
 struct slot {
-    bool busy;
     uint8_t *stage;      /* aligned staging buffer (O_DIRECT), else NULL */
     uint8_t *dst;        /* where the chunk's bytes go */
     uint8_t *buf;        /* where the read lands: stage or dst */
@@ -68,10 +69,12 @@ static bool take_chunk(struct pass *p, struct slot *s)
     if (p->next_req >= p->n)
         return false;
     const struct shard_read *r = &p->reqs[p->next_req];
+    uint64_t off = r->offset + p->next_off;
     uint64_t len = r->len - p->next_off;
     if (len > p->chunk)
         len = p->chunk;
-    uint64_t off = r->offset + p->next_off;
+    if (p->direct && align_down(off + len) > off && off + len < r->offset + r->len)
+        len = align_down(off + len) - off; /* end on a block boundary: spans never overlap */
     s->dst = (uint8_t *)r->dst + p->next_off;
     s->len = len;
     s->got = 0;
@@ -79,7 +82,9 @@ static bool take_chunk(struct pass *p, struct slot *s)
         s->file_start = align_down(off);
         s->span = align_up(off + len) - s->file_start;
         s->skip = off - s->file_start;
-        s->buf = s->stage;
+        const bool in_place = r->own_blocks && !(p->opts && p->opts->staged) &&
+                              (uintptr_t)s->dst % DIRECT_ALIGN == s->skip;
+        s->buf = in_place ? s->dst - s->skip : s->stage;
     } else {
         s->file_start = off;
         s->span = len;
@@ -87,7 +92,6 @@ static bool take_chunk(struct pass *p, struct slot *s)
         s->buf = s->dst;
     }
     p->next_off += len;
-    s->busy = true;
     return true;
 }
 
@@ -112,32 +116,31 @@ static int complete(struct pass *p, struct slot *s, int res, bool *requeue, stru
     /* O_DIRECT reads end short of a block only at the end of the file. */
     const bool at_eof = res == 0 || (p->direct && (unsigned)res % DIRECT_ALIGN != 0);
     if (at_eof && s->got + (uint64_t)res < need)
-        return mp_error_set(err, MP_EIO, "%s: file ends at offset %llu, before the %llu bytes "
-                            "wanted at %llu", p->path, (unsigned long long)(s->file_start + s->got + (uint64_t)res),
+        return mp_error_set(err, MP_EIO, "%s: file ends at offset %llu, before %llu bytes at %llu",
+                            p->path, (unsigned long long)(s->file_start + s->got + (uint64_t)res),
                             (unsigned long long)s->len,
                             (unsigned long long)(s->file_start + s->skip));
     s->got += (uint64_t)res;
     if (s->got < need) {
-        /* Short read: O_DIRECT must resume on an aligned offset, so re-read the partial block. */
-        if (p->direct)
-            s->got = align_down(s->got);
+        /* Short read, not at the end of the file (so still block-aligned under O_DIRECT). */
         *requeue = true;
         return 0;
     }
     p->any_completed = true;
-    if (s->buf != s->dst)
+    if (s->buf == s->stage)
         memcpy(s->dst, s->buf + s->skip, s->len);
     p->done += s->len;
-    s->busy = false;
     if (p->opts && p->opts->progress)
         p->opts->progress(p->opts->progress_ctx, p->done, p->total);
     return 0;
 }
 
-/* Waits for every read still in flight (their buffers must outlive them). */
+/* Waits for every submitted read still in flight (their buffers must outlive them); reads
+ * prepared but never submitted are dropped with the ring. */
 static void drain(struct io_uring *ring, int in_flight)
 {
     struct io_uring_cqe *cqe;
+    in_flight -= (int)io_uring_sq_ready(ring);
     while (in_flight > 0 && io_uring_wait_cqe(ring, &cqe) == 0) {
         io_uring_cqe_seen(ring, cqe);
         in_flight--;
@@ -158,7 +161,10 @@ static int read_pass(struct pass *p, struct slot *slots, int depth, struct mp_er
     rc = 0;
     while (in_flight > 0 && rc == 0) {
         int sub = io_uring_submit(&ring);
-        if (sub < 0) {
+        /* A transient refusal is survivable while reads are in the kernel: reaping them frees
+         * what the submission lacked. */
+        const bool transient = sub == -EINTR || sub == -EAGAIN || sub == -EBUSY;
+        if (sub < 0 && !(transient && (int)io_uring_sq_ready(&ring) < in_flight)) {
             rc = mp_error_set(err, MP_EIO, "io_uring submit: %s", strerror(-sub));
             break;
         }
@@ -213,10 +219,13 @@ static int run_passes(struct pass *p, struct slot *slots, int depth, struct mp_e
     if (rc != DIRECT_REFUSED)
         return rc;
     mp_info("%s: O_DIRECT refused by the filesystem, reading through the page cache", p->path);
-    *p = (struct pass){.path = p->path, .direct = false, .reqs = p->reqs, .n = p->n,
-                       .total = p->total, .chunk = p->chunk, .opts = p->opts};
-    for (int i = 0; i < depth; i++)
-        slots[i].busy = false;
+    *p = (struct pass){.path = p->path,
+                       .direct = false,
+                       .reqs = p->reqs,
+                       .n = p->n,
+                       .total = p->total,
+                       .chunk = p->chunk,
+                       .opts = p->opts};
     rc = open_file(p->path, false, &p->fd, err);
     if (rc == 0) {
         rc = read_pass(p, slots, depth, err);
@@ -234,8 +243,14 @@ int shard_read_ranges(const char *path, const struct shard_read *reqs, size_t n,
     if (depth > 1024 || chunk > (1u << 30))
         return mp_error_set(err, MP_EINVAL, "read queue depth %d or chunk %zu too large", depth,
                             chunk);
-    struct pass p = {.path = path, .direct = !(opts && opts->buffered), .reqs = reqs, .n = n,
-                     .chunk = chunk, .opts = opts};
+    if (chunk < DIRECT_ALIGN) /* every chunk then contains a block boundary to end on */
+        chunk = DIRECT_ALIGN;
+    struct pass p = {.path = path,
+                     .direct = !(opts && opts->buffered),
+                     .reqs = reqs,
+                     .n = n,
+                     .chunk = chunk,
+                     .opts = opts};
     for (size_t i = 0; i < n; i++)
         p.total += reqs[i].len;
     struct slot *slots = calloc((size_t)depth, sizeof(*slots));
@@ -249,7 +264,8 @@ int shard_read_ranges(const char *path, const struct shard_read *reqs, size_t n,
         rc = run_passes(&p, slots, depth, err);
     double dt = now_s() - t0;
     if (rc == 0 && stats)
-        *stats = (struct shard_read_stats){.bytes = p.total, .seconds = dt,
+        *stats = (struct shard_read_stats){.bytes = p.total,
+                                           .seconds = dt,
                                            .gb_per_s = dt > 0 ? (double)p.total / dt / 1e9 : 0,
                                            .direct = p.direct};
     for (int i = 0; slots && i < depth; i++)

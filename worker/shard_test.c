@@ -113,6 +113,51 @@ static void check_full_shard(void)
     }
 }
 
+/* Reads arbitrary ranges (unaligned offsets and destinations, lengths from 1 byte up, one at the
+ * very end of the file) with staging buffers and, for ranges placed at their file alignment in
+ * blocks of their own, in place; every mode must give the mapping's bytes. */
+static void check_read_ranges(void)
+{
+    struct mp_error err = {0};
+    const uint64_t size = m->gguf->size;
+    enum { N = 7 };
+    const uint64_t offs[N] = {0, 1, 4095, 4096, size / 3 + 17, size / 2, size - 9};
+    const uint64_t lens[N] = {1, 4096, 2, 100000, 12345, 8192, 9};
+    struct shard_read reqs[N];
+    uint8_t *bufs[N];
+    for (int mode = 0; mode < 3; mode++) { /* staging, in place, buffered */
+        for (int i = 0; i < N; i++) {
+            uint64_t len = lens[i] < size - offs[i] ? lens[i] : size - offs[i];
+            size_t room = ((size_t)len + 3 * 4096) & ~(size_t)4095; /* aligned_alloc: a multiple */
+            bufs[i] = aligned_alloc(4096, room);
+            /* In place: the destination sits at the offset's position in its own blocks. */
+            uint8_t *dst = mode == 1 ? bufs[i] + offs[i] % 4096 : bufs[i] + 1 + (size_t)i;
+            reqs[i] = (struct shard_read){
+                .offset = offs[i], .len = len, .dst = dst, .own_blocks = mode == 1};
+        }
+        struct shard_read_opts o = {
+            .buffered = mode == 2, .chunk_bytes = 4096 + 512, .queue_depth = 4};
+        struct shard_read_stats st;
+        CHECK(shard_read_ranges(model_path, reqs, N, &o, &st, &err) == 0, "mode %d: %s", mode,
+              err.msg);
+        for (int i = 0; i < N; i++) {
+            CHECK(memcmp(reqs[i].dst, m->gguf->base + offs[i], reqs[i].len) == 0,
+                  "mode %d: range %d (%llu+%llu) differs", mode, i, (unsigned long long)offs[i],
+                  (unsigned long long)reqs[i].len);
+            free(bufs[i]);
+        }
+    }
+    /* Past the end of the file: a clear error, in both modes. */
+    uint8_t byte;
+    struct shard_read past = {.offset = size, .len = 1, .dst = &byte};
+    for (int buffered = 0; buffered < 2; buffered++) {
+        struct shard_read_opts o = {.buffered = buffered};
+        CHECK(shard_read_ranges(model_path, &past, 1, &o, NULL, &err) == MP_EIO &&
+                  strstr(err.msg, "file ends"),
+              "read past the end: %s", err.msg);
+    }
+}
+
 static float *backend_logits(const struct shard *s, int n_threads)
 {
     struct expert_backend eb;
@@ -148,6 +193,63 @@ static void check_backend_this_machine(void)
     numa_close(numa);
 }
 
+/* One MoE layer's job (pseudo-random inputs, k distinct experts per token, positive weights)
+ * through the two-node backend and through eb_local over the whole model. Splitting a token's
+ * k-term sum into two node sums re-associates at most k float additions, each rounding by 2^-24
+ * (6e-8) of a partial sum. The bound used, 1e-5 of k times the token's largest output, leaves
+ * two orders of magnitude for partial sums larger than the output (observed: below 4e-8). */
+static void check_layer_job(const struct shard *s)
+{
+    const int n = TEST_N_TOK, k = (int)m->hp.n_expert_used;
+    const int64_t n_embd = m->hp.n_embd;
+    int il = 0;
+    while (!m->hp.is_moe[il])
+        il++;
+    float *x = malloc((size_t)n * n_embd * sizeof(float)), *w = malloc((size_t)n * k * 4);
+    int32_t *ids = malloc((size_t)n * k * sizeof(int32_t));
+    float *a = malloc((size_t)n * n_embd * sizeof(float)), *b = malloc((size_t)n * n_embd * 4);
+    uint32_t seed = 12345;
+    for (int64_t i = 0; i < n * n_embd; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)((int32_t)(seed >> 8) % 2000) / 1000.0f;
+    }
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < k; j++) {
+            ids[t * k + j] = (int32_t)((t * 7 + j * 3) % m->hp.n_expert); /* distinct: 3j mod E */
+            w[t * k + j] = 1.0f / (float)(j + 1);
+        }
+    struct eb_job job = {
+        .layer = il, .n_tokens = n, .k = k, .n_embd = n_embd, .x = x, .ids = ids, .weights = w};
+    struct expert_backend local, split;
+    struct mp_error err = {0};
+    if (eb_local_new(m, NULL, tp, n, &local, &err) || shard_backend_new(m, s, 2, n, &split, &err)) {
+        CHECK(0, "backends: %s", err.msg);
+        return;
+    }
+    CHECK(eb_run(&local, &job, a, &err) == 0 && eb_run(&split, &job, b, &err) == 0, "run: %s",
+          err.msg);
+    float worst = 0;
+    for (int t = 0; t < n; t++) {
+        float big = 0;
+        for (int64_t i = 0; i < n_embd; i++)
+            big = fmaxf(big, fabsf(a[t * n_embd + i]));
+        for (int64_t i = 0; i < n_embd; i++) {
+            float d = fabsf(a[t * n_embd + i] - b[t * n_embd + i]);
+            worst = fmaxf(worst, d / (big * (float)k));
+            CHECK(d <= 1e-5f * big * (float)k, "token %d dim %lld: %g vs %g", t, (long long)i,
+                  a[t * n_embd + i], b[t * n_embd + i]);
+        }
+    }
+    printf("two-node layer job: worst |diff| %.3g of k * max |out|\n", worst);
+    eb_free(&local);
+    eb_free(&split);
+    free(x);
+    free(w);
+    free(ids);
+    free(a);
+    free(b);
+}
+
 static void check_backend_two_nodes(void)
 {
     struct numa_topo *numa = NULL;
@@ -167,15 +269,9 @@ static void check_backend_two_nodes(void)
           (long long)s->nodes[1].n_experts);
     float *a = backend_logits(s, 2), *b = backend_logits(s, 2);
     CHECK(test_logits_equal(a, b, m->hp.n_vocab), "two-node backend is not deterministic");
-    /* Splitting a token's k-term sum into two node sums changes float rounding only: compare
-     * against the logits' spread, at 1e-3 of the largest magnitude (observed ~1e-6). */
-    float worst = 0, range = 0;
-    for (size_t i = 0; a && i < (size_t)TEST_N_TOK * (size_t)m->hp.n_vocab; i++) {
-        worst = fmaxf(worst, fabsf(a[i] - reference[i]));
-        range = fmaxf(range, fabsf(reference[i]));
-    }
-    printf("two-node backend: max |diff| %.3g of max |logit| %.3g\n", worst, range);
-    CHECK(a && worst <= 1e-3f * range, "two-node logits off by %g", worst);
+    /* Free-running logits can differ: a rounding change may flip a later router's top-k. So
+     * compare one MoE layer's expert output directly against eb_local. */
+    check_layer_job(s);
     free(a);
     free(b);
     shard_free(s);
@@ -201,11 +297,17 @@ static void check_partial(void)
         free(l);
         /* Directly: the error names the expert; the backend stays usable. */
         float x[4096] = {0}, w[8] = {1}, out[4096];
-        int32_t ids[8] = {1, EB_SLOT_SKIP, EB_SLOT_SKIP, EB_SLOT_SKIP, EB_SLOT_SKIP,
-                          EB_SLOT_SKIP, EB_SLOT_SKIP, EB_SLOT_SKIP};
+        int32_t ids[8];
+        for (int i = 0; i < 8; i++)
+            ids[i] = i == 0 ? 1 : EB_SLOT_SKIP;
         if (m->hp.n_embd <= 4096 && m->hp.n_expert_used <= 8) {
-            struct eb_job job = {.layer = refs[0].il, .n_tokens = 1, .k = (int)m->hp.n_expert_used,
-                                 .n_embd = m->hp.n_embd, .x = x, .ids = ids, .weights = w};
+            struct eb_job job = {.layer = refs[0].il,
+                                 .n_tokens = 1,
+                                 .k = (int)m->hp.n_expert_used,
+                                 .n_embd = m->hp.n_embd,
+                                 .x = x,
+                                 .ids = ids,
+                                 .weights = w};
             CHECK(eb_run(&eb, &job, out, &err) == MP_ENOTFOUND && strstr(err.msg, "not held"),
                   "unheld expert: %s", err.msg);
             ids[0] = 0; /* held: works, all other slots skipped */
@@ -215,6 +317,14 @@ static void check_partial(void)
             CHECK(eb_run(&eb, &job, out, &err) == 0 && out[0] == 0, "all skipped");
         }
         eb_free(&eb);
+    }
+    if (shard_backend_new(m, s, 2, TEST_N_TOK, &eb, &err) == 0) {
+        float *l = test_logits(m, tp, &eb);
+        CHECK(l == NULL, "the shard backend ran experts it does not hold");
+        free(l);
+        eb_free(&eb);
+    } else {
+        CHECK(0, "shard_backend_new(partial): %s", err.msg);
     }
     shard_free(s);
 }
@@ -228,10 +338,24 @@ static void check_bad_input(void)
         il++;
     struct expert_ref dup[2] = {{il, 0}, {il, 0}};
     CHECK(shard_load(model_path, m, dup, 2, NULL, NULL, &s, &err) == MP_EINVAL && !s &&
-              strstr(err.msg, "twice"), "duplicate: %s", err.msg);
+              strstr(err.msg, "twice"),
+          "duplicate: %s", err.msg);
     struct expert_ref bad[1] = {{il, (int32_t)m->hp.n_expert}};
     CHECK(shard_load(model_path, m, bad, 1, NULL, NULL, &s, &err) == MP_EINVAL && !s,
           "expert out of range: %s", err.msg);
+    /* An empty shard loads (nothing to read) and its backend refuses every expert. */
+    CHECK(shard_load(model_path, m, NULL, 0, NULL, NULL, &s, &err) == 0 && s &&
+              expert_table_count(s->table) == 0,
+          "empty shard: %s", err.msg);
+    struct expert_backend eb;
+    if (s && shard_backend_new(m, s, 1, TEST_N_TOK, &eb, &err) == 0) {
+        float *l = test_logits(m, tp, &eb);
+        CHECK(l == NULL, "an empty shard computed experts");
+        free(l);
+        eb_free(&eb);
+    }
+    shard_free(s);
+    s = NULL;
     struct expert_ref one[1] = {{il, 0}};
     CHECK(shard_load("/nonexistent/model.gguf", m, one, 1, NULL, NULL, &s, &err) == MP_EIO && !s,
           "missing file: %s", err.msg);
@@ -251,7 +375,8 @@ static void check_bad_input(void)
     for (int buffered = 0; buffered < 2; buffered++) {
         struct shard_read_opts o = {.buffered = buffered};
         CHECK(shard_load(path, m, tail, 1, NULL, &o, &s, &err) == MP_EIO && !s &&
-                  strstr(err.msg, "file ends"), "truncated (buffered %d): %s", buffered, err.msg);
+                  strstr(err.msg, "file ends"),
+              "truncated (buffered %d): %s", buffered, err.msg);
     }
     unlink(path);
 }
@@ -276,6 +401,7 @@ int main(int argc, char **argv)
     CHECK(reference != NULL, "in-process logits");
     if (reference) {
         check_full_shard();
+        check_read_ranges();
         check_backend_this_machine();
         check_backend_two_nodes();
         check_partial();

@@ -7,7 +7,7 @@
 # asserted, the machine is shared), moves 32 MiB over TCP from h1 to h2 and checks every byte
 # arrived (the throughput is reported), checks exec/ip/list and bad input, that `up` twice and
 # `down` twice are fine, and that `down` leaves no namespace of ours. When this moepool has the
-# cluster (`logits --cluster`, `worker --join`), a coordinator in h1 and workers in h2 and h3
+# cluster (a `worker` command), a coordinator in h1 (`logits --cluster`) and workers in h2 and h3
 # must give the same logits as one process.
 set -eu
 
@@ -100,10 +100,19 @@ else
 fi
 
 # The cluster across hosts, once this moepool has it.
-if "$MOEPOOL" logits --help 2>&1 | grep -q -- --cluster &&
-    "$MOEPOOL" worker --help >/dev/null 2>&1; then
+if "$MOEPOOL" worker --help >/dev/null 2>&1; then
     ids=$("$MOEPOOL" tokenize -m "$MODEL" -- "The emulated LAN carries the experts' activations.")
     "$MOEPOOL" logits -m "$MODEL" --tokens "$ids" -o "$TMP/local.f32" -t 1
+    compare() { # local.f32 vs $1: bit-identical, else within 1e-5 relative (f32 wire, sums
+        # regrouped per worker may round differently)
+        cmp -s "$TMP/local.f32" "$1" && echo "cluster ($2): logits bit-identical" ||
+            python3 -c "import numpy as n,sys;a=n.fromfile(sys.argv[1],'f4');b=n.fromfile(sys.argv[2],'f4');r=abs(a-b).max()/abs(a).max();print(sys.argv[3]+': max relative difference',r);sys.exit(r>1e-5)" \
+                "$TMP/local.f32" "$1" "cluster ($2)" || fail "cluster ($2): logits differ"
+    }
+    # A balanced placement from recorded statistics: the coordinator's own shard plus 2 workers.
+    "$MOEPOOL" placement record -m "$MODEL" --tokens "$ids" -o "$TMP/stats.json" -t 1
+    "$MOEPOOL" placement plan -m "$MODEL" --policy balanced --stats "$TMP/stats.json" \
+        --workers local,w1,w2 -o "$TMP/placement.json"
     workers=""
     for h in h2 h3; do
         "$NETNS" exec $h "$MOEPOOL" worker --join tcp://10.77.0.1:5998 --model "$MODEL" -t 1 \
@@ -112,19 +121,30 @@ if "$MOEPOOL" logits --help 2>&1 | grep -q -- --cluster &&
     done
     if "$NETNS" exec h1 timeout 120 "$MOEPOOL" logits -m "$MODEL" --tokens "$ids" -t 1 \
         -o "$TMP/cluster.f32" --cluster 'tcp://*:5998' --expect-workers 2 >"$TMP/coord.log" 2>&1; then
-        cmp -s "$TMP/local.f32" "$TMP/cluster.f32" && echo "cluster: logits bit-identical" ||
-            python3 -c "import numpy as n,sys;a=n.fromfile(sys.argv[1],'f4');b=n.fromfile(sys.argv[2],'f4');r=abs(a-b).max()/abs(a).max();print('cluster: max relative difference',r);sys.exit(r>1e-5)" \
-                "$TMP/local.f32" "$TMP/cluster.f32" || fail "cluster logits differ"
+        compare "$TMP/cluster.f32" "2 workers"
     else
         fail "coordinator in h1: $(tail -n 3 "$TMP/coord.log")"
+    fi
+    if "$NETNS" exec h1 timeout 120 "$MOEPOOL" logits -m "$MODEL" --tokens "$ids" -t 1 \
+        -o "$TMP/placed.f32" --cluster 'tcp://*:5998' --expect-workers 2 \
+        --placement "$TMP/placement.json" --local-shard >"$TMP/coord2.log" 2>&1; then
+        compare "$TMP/placed.f32" "balanced placement, local shard + 2 workers"
+    else
+        fail "coordinator in h1 with a placement: $(tail -n 3 "$TMP/coord2.log")"
     fi
     kill $workers 2>/dev/null || true
     wait $workers 2>/dev/null || true
 else
-    echo "cluster part not run: this moepool has no 'logits --cluster' / 'worker' yet"
+    echo "cluster part not run: this moepool has no 'worker' command yet"
 fi
 
+# down ends what still runs in the hosts (a worker would otherwise retry forever, detached).
+"$NETNS" exec h2 sleep 600 &
+sleeper=$!
+sleep 0.3
 "$NETNS" down
+kill -0 $sleeper 2>/dev/null && fail "down left a process running in h2"
+wait $sleeper 2>/dev/null || true
 "$NETNS" down || fail "down twice"
 [ "$(ip netns list | grep -c "^mp-$MP_NETNS_TAG-" || true)" -eq 0 ] || fail "down left namespaces"
 [ $failures -eq 0 ] && echo ok || echo "FAILED ($failures)"

@@ -75,7 +75,7 @@ def cli():
     other = os.path.join(MODELS, "qwen3moe-tiny-q8_0.gguf")
     text = os.path.join(TMP, "text.txt")
     with open(text, "w") as f:
-        f.write(TEXT * 20)
+        f.write(TEXT * 5)
     stats = os.path.join(TMP, "cli.stats.json")
     run("placement", "record", "-m", model, "-f", text, "-o", stats, "--ctx", "128")
     for policy in ["contiguous", "striped", "capacity", "balanced"]:
@@ -104,6 +104,12 @@ def cli():
         stats, "-o", p, want_rc=2, want_err="routing statistics are for lfm2moe")
     run("placement", "show", p, "-m", other, want_rc=2,
         want_err="placement is for lfm2moe, the model is qwen3moe")
+    # Same architecture and shape, another file: the fingerprint written by plan tells them apart.
+    q8 = os.path.join(MODELS, "lfm2moe-tiny-q8_0.gguf")
+    run("placement", "plan", "-m", q8, "--policy", "striped", "--workers", "2", "-o", p)
+    run("placement", "show", p, "-m", q8)
+    run("placement", "show", p, "-m", os.path.join(MODELS, "lfm2moe-tiny-q4_0.gguf"), want_rc=2,
+        want_err="placement is for model file")
     run("placement", "show", os.path.join(TMP, "missing.json"), want_rc=1,
         want_err="missing.json: cannot open")
     run("placement", "show", stats, want_rc=2, want_err="\"format\" must be \"moepool-placement\"")

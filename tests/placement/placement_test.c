@@ -10,6 +10,7 @@
  * workers, memory limits kept, the fixed policies' layouts, capacity's proportions, and the
  * balanced policy's expected load more even than contiguous's. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,79 @@ static void test_place_errors(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         expect_place_error(&cases[i]);
+}
+
+/* ---- mutated files: hostile input never crashes (run under ASan in CI) ---- */
+
+static uint64_t rng_state = 42;
+
+static uint32_t rng(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33);
+}
+
+static char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(1 << 20);
+    *n = f && buf ? fread(buf, 1, 1 << 20, f) : 0;
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+/* One to four edits: a byte replaced by JSON punctuation or a digit, a byte deleted, a span
+ * repeated, or the tail cut off. */
+static size_t mutate(char *dst, const char *src, size_t n)
+{
+    static const char alphabet[] = "{}[]\",:-.e0123456789 aw";
+    memcpy(dst, src, n);
+    for (int edits = 1 + (int)(rng() % 4); edits-- && n > 1;) {
+        size_t at = rng() % n;
+        switch (rng() % 4) {
+        case 0: dst[at] = alphabet[rng() % (sizeof(alphabet) - 1)]; break;
+        case 1: memmove(dst + at, dst + at + 1, n - at - 1), n--; break;
+        case 2: {
+            size_t len = 1 + rng() % 16;
+            if (at + len <= n && n + len < (1 << 20) - 1) {
+                memmove(dst + at + len, dst + at, n - at);
+                n += len;
+            }
+            break;
+        }
+        default: n = at; break;
+        }
+    }
+    return n;
+}
+
+/* Loads many mutations of a valid file: each must load or fail with a message, never crash,
+ * and whatever loads must be complete (every expert held). */
+static void test_mutations(const char *valid, bool placement, int rounds)
+{
+    size_t n;
+    char *src = read_all(tmp_path(valid), &n), *dst = malloc(1 << 20);
+    int loaded = 0;
+    for (int i = 0; src && dst && n && i < rounds; i++) {
+        struct mp_error err = {0};
+        size_t len = mutate(dst, src, n);
+        FILE *f = fopen(tmp_path("mutated.json"), "wb");
+        fwrite(dst, 1, len, f);
+        fclose(f);
+        struct placement *p = NULL;
+        struct routing_stats *s = NULL;
+        int rc = placement ? place_load(tmp_path("mutated.json"), &p, &err)
+                           : rstats_load(tmp_path("mutated.json"), &s, &err);
+        CHECK(rc ? err.msg[0] != 0 : (placement ? !place_check_complete(p, &err) : 1),
+              "mutation %d of %s: rc %d '%s'", i, valid, rc, err.msg);
+        loaded += !rc;
+        place_free(p);
+        rstats_free(s);
+    }
+    printf("%s: %d of %d mutations still load\n", valid, loaded, rounds);
+    free(src);
+    free(dst);
 }
 
 /* ---- recording on a real model ---- */
@@ -529,6 +603,8 @@ int main(int argc, char **argv)
     test_rstats_errors();
     test_place_roundtrip();
     test_place_errors();
+    test_mutations("p.json", true, 800);
+    test_mutations("rs.json", false, 400);
     test_model(argv[1], "lfm2moe-small-q4_k_m.gguf");
     test_model(argv[1], "qwen3moe-tiny-q8_0.gguf");
     test_model(argv[1], "lfm2moe-tiny-q4_0.gguf");

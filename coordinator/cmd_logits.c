@@ -1,14 +1,18 @@
-/* model/cmd_logits.c: `moepool logits`: runs one token sequence through the model in one pass
- * (chunks of --ubatch tokens, 512 by default as llama.cpp) and writes the logits of every
+/* coordinator/cmd_logits.c: `moepool logits`: runs one token sequence through the model in one
+ * pass (chunks of --ubatch tokens, 512 by default as llama.cpp) and writes the logits of every
  * position as little-endian float32 [n_tokens][n_vocab]. --force-routing and --dump-routing use
- * the routing trace format int32 [moe layer][position][k] (../shared/conformance/README.md). */
+ * the routing trace format int32 [moe layer][position][k] (../shared/conformance/README.md).
+ * With --cluster the experts run on workers (`moepool worker --join`): the simplest end-to-end
+ * check of the cluster against the in-process result. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
+#include "coordinator/cluster.h"
 #include "kernels/kq.h"
 #include "model/eb_local.h"
 #include "model/forward.h"
@@ -16,6 +20,7 @@
 struct logits_args {
     const char *model, *tokens, *out, *force, *dump;
     int threads, ubatch;
+    struct cluster_opts cluster;
 };
 
 static void usage(FILE *f)
@@ -32,6 +37,10 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         {"output", required_argument, 0, 'o'},  {"force-routing", required_argument, 0, 'F'},
         {"dump-routing", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
         {"ubatch", required_argument, 0, 'u'},  {"help", no_argument, 0, 'h'},
+        {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
+        {"wire", required_argument, 0, 'w'},    {"key", required_argument, 0, 'k'},
+        {"local-shard", no_argument, 0, 'L'},   {"exact", no_argument, 0, 'E'},
+        {"placement", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     int c;
@@ -46,11 +55,23 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         case 'D': a->dump = optarg; break;
         case 't': a->threads = atoi(optarg); break;
         case 'u': a->ubatch = atoi(optarg); break;
+        case 'C': a->cluster.endpoint = optarg; break;
+        case 'W': a->cluster.expect_workers = atoi(optarg); break;
+        case 'w':
+            if ((a->cluster.wire = wire_parse(optarg)) == (enum wire_type)-1)
+                return -1;
+            break;
+        case 'k': a->cluster.key_file = optarg; break;
+        case 'L': a->cluster.local_shard = true; break;
+        case 'E': a->cluster.exact = true; break;
+        case 'P': a->cluster.placement_file = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
     }
     if (!a->model || !a->tokens || !a->out || a->threads < 1 || a->ubatch < 1 || optind != argc)
+        return -1;
+    if (a->cluster.endpoint && a->cluster.expect_workers < 1)
         return -1;
     return 0;
 }
@@ -113,6 +134,7 @@ struct logits_run {
     struct fwd_state *st;
     struct kv_seq *seq;
     struct expert_backend eb;
+    struct cluster *cluster;
     int32_t *force, *dump;
     float *logits;
 };
@@ -159,12 +181,23 @@ static int setup(struct logits_run *r, const struct logits_args *a, int n, struc
     if ((rc = kv_seq_new(r->m, n, &r->seq, err)) ||
         (rc = fwd_state_new(r->m, ub, n, r->tp, &r->st, err)))
         return rc;
+    if (a->cluster.endpoint) {
+        struct cluster_opts o = a->cluster;
+        o.n_max = ub;
+        o.local_tp = r->tp;
+        if ((rc = cluster_start(r->m, &o, &r->cluster, err)) ||
+            (rc = cluster_wait_ready(r->cluster, -1, err)))
+            return rc;
+        r->eb = cluster_backend(r->cluster);
+        return 0;
+    }
     return eb_local_new(r->m, NULL, r->tp, ub, &r->eb, err);
 }
 
 static void teardown(struct logits_run *r)
 {
     eb_free(&r->eb);
+    cluster_stop(r->cluster);
     fwd_state_free(r->st);
     kv_seq_free(r->seq);
     tp_free(r->tp);
@@ -172,6 +205,22 @@ static void teardown(struct logits_run *r)
     free(r->logits);
     free(r->force);
     free(r->dump);
+}
+
+/* Speed and, for a cluster, traffic: on stderr, for people (stdout stays empty). */
+static void report(struct logits_run *r, int n, double secs)
+{
+    fprintf(stderr, "moepool logits: %d tokens in %.3f s (%.2f tok/s)\n", n, secs,
+            secs > 0 ? n / secs : 0);
+    if (!r->cluster)
+        return;
+    struct cluster_status st;
+    cluster_status(r->cluster, &st);
+    fprintf(stderr, "moepool logits: cluster wire %s: %.0f bytes per token per MoE layer\n",
+            wire_name(st.wire), st.bytes_per_token_layer);
+    for (int w = 0; w < st.expect_workers; w++)
+        fprintf(stderr, "moepool logits: worker %d (%s): %llu jobs, round trip %.3f ms mean\n", w,
+                st.w[w].host, (unsigned long long)st.w[w].jobs, st.w[w].rtt_ms_mean);
 }
 
 int cmd_logits(int argc, char **argv)
@@ -191,8 +240,13 @@ int cmd_logits(int argc, char **argv)
     }
     kq_init();
     int rc = setup(&r, &a, n, &err);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc)
         rc = evaluate(&r, &a, ids, n, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!rc)
+        report(&r, n, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     if (!rc)
         rc = write_file(a.out, r.logits, (size_t)n * (size_t)r.m->hp.n_vocab * sizeof(float), &err);
     if (!rc && a.dump)

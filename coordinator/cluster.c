@@ -1,0 +1,574 @@
+/* coordinator/cluster.c: see cluster.h. The cluster thread owns the ROUTER socket: it admits
+ * workers (hello -> welcome + assign, or refuse), tracks liveness (heartbeats both ways), and
+ * relays expert traffic between the ROUTER and eb_remote's inproc pipe. Slot bookkeeping is under
+ * c->mu so cluster_status and eb_remote can read it from other threads. */
+#include "coordinator/cluster_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "coordinator/placement.h"
+#include "model/fingerprint.h"
+
+#ifndef MOEPOOL_VERSION
+#define MOEPOOL_VERSION "0.1.0"
+#endif
+
+int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Contiguous placement: holder w computes experts [w E / N, (w+1) E / N) of every MoE layer;
+ * holders are the worker slots, then the coordinator itself with local_shard. The placement
+ * helper's file replaces this (cluster_opts.placement_file). */
+static void plan_contiguous(struct cluster *c)
+{
+    const int64_t n_expert = c->m->hp.n_expert, n = c->o.expect_workers + c->o.local_shard;
+    for (int64_t il = 0; il < c->m->hp.n_layer; il++)
+        for (int64_t e = 0; e < n_expert; e++)
+            c->holders[il * n_expert + e] = c->m->hp.is_moe[il] ? 1ull << (e * n / n_expert) : 0;
+}
+
+/* A placement file: its workers in file order are the slots, except "local" (the local shard,
+ * which local_shard must enable). Experts with several holders are replicas: eb_remote gives
+ * each (token, slot) to the least busy ready holder. */
+static int plan_from_file(struct cluster *c, struct mp_error *err)
+{
+    struct placement *p = NULL;
+    int rc = place_load(c->o.placement_file, &p, err);
+    if (!rc)
+        rc = place_check_model(p, c->m, c->fingerprint, err);
+    const int local = rc ? -1 : place_worker_index(p, PLACE_LOCAL);
+    if (!rc && p->n_workers - (local >= 0) != c->o.expect_workers)
+        rc = mp_error_set(err, MP_EINVAL, "%s names %d workers, --expect-workers is %d",
+                          c->o.placement_file, p->n_workers - (local >= 0), c->o.expect_workers);
+    if (!rc && (local >= 0) != c->o.local_shard)
+        rc = mp_error_set(err, MP_EINVAL, "%s: worker \"%s\" %s", c->o.placement_file,
+                          PLACE_LOCAL, local >= 0 ? "is listed: use --local-shard" :
+                          "is missing but --local-shard was given");
+    int holder_of[PLACE_MAX_WORKERS];
+    for (int w = 0, slot = 0; !rc && w < p->n_workers; w++)
+        holder_of[w] = w == local ? c->o.expect_workers : slot++;
+    for (int il = 0; !rc && il < c->m->hp.n_layer; il++) {
+        const int ml = model_moe_index(c->m, il);
+        for (int64_t e = 0; ml >= 0 && e < c->m->hp.n_expert; e++) {
+            uint64_t set = place_holders(p, ml, (int)e), bits = 0;
+            for (int w = 0; w < p->n_workers; w++)
+                if (set >> w & 1)
+                    bits |= 1ull << holder_of[w];
+            c->holders[il * c->m->hp.n_expert + e] = bits;
+        }
+    }
+    if (rc)
+        mp_error_wrap(err, "placement: ");
+    place_free(p);
+    return rc;
+}
+
+static int find_slot(struct cluster *c, const void *id, size_t len)
+{
+    for (int i = 0; i < c->o.expect_workers; i++)
+        if (c->slot[i].st.joined && c->slot[i].id_len == len && !memcmp(c->slot[i].id, id, len))
+            return i;
+    return -1;
+}
+
+static void send_to(struct cluster *c, const void *id, size_t len, const Envelope *env)
+{
+    if (msg_send_bytes(c->router, id, len, 1) || msg_send_env(c->router, env, 0))
+        mp_debug("cluster: send failed: %s", zmq_strerror(errno));
+}
+
+static void refuse(struct cluster *c, struct msg *m, const char *addr, int retry, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
+static void refuse(struct cluster *c, struct msg *m, const char *addr, int retry, const char *fmt,
+                   ...)
+{
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    Refuse r = REFUSE__INIT;
+    r.reason = reason;
+    r.retry = retry;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_REFUSE;
+    env.refuse = &r;
+    send_to(c, msg_data(m, 0), msg_size(m, 0), &env);
+    if (retry) {
+        mp_info("cluster: worker at %s waits: %s", addr, reason);
+        return;
+    }
+    mp_warn("cluster: refused worker at %s: %s", addr, reason);
+    pthread_mutex_lock(&c->mu);
+    c->refused++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void send_assign(struct cluster *c, const void *id, size_t len, int s, int64_t *n_out)
+{
+    const int64_t n_layer = c->m->hp.n_layer, n_expert = c->m->hp.n_expert;
+    LayerExperts *layers = calloc((size_t)n_layer, sizeof(*layers));
+    LayerExperts **lp = calloc((size_t)n_layer, sizeof(*lp));
+    int32_t *ids = calloc((size_t)(n_layer * n_expert), sizeof(*ids));
+    Assign a = ASSIGN__INIT;
+    *n_out = 0;
+    if (!layers || !lp || !ids)
+        goto out;
+    for (int64_t il = 0; il < n_layer; il++) {
+        layer_experts__init(&layers[a.n_layers]);
+        layers[a.n_layers].layer = (int32_t)il;
+        layers[a.n_layers].experts = ids + il * n_expert;
+        for (int64_t e = 0; e < n_expert; e++)
+            if (c->holders[il * n_expert + e] >> s & 1)
+                layers[a.n_layers].experts[layers[a.n_layers].n_experts++] = (int32_t)e;
+        if (layers[a.n_layers].n_experts) {
+            *n_out += (int64_t)layers[a.n_layers].n_experts;
+            lp[a.n_layers] = &layers[a.n_layers];
+            a.n_layers++;
+        }
+    }
+    a.layers = lp;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_ASSIGN;
+    env.assign = &a;
+    send_to(c, id, len, &env);
+out:
+    free(layers);
+    free(lp);
+    free(ids);
+}
+
+static void welcome(struct cluster *c, struct msg *m, int s)
+{
+    Welcome w = WELCOME__INIT;
+    w.protocol_version = CLUSTER_PROTOCOL_VERSION;
+    w.moepool_version = MOEPOOL_VERSION;
+    w.slot = s;
+    w.n_slots = c->o.expect_workers;
+    w.wire = c->o.wire;
+    w.n_max = c->o.n_max;
+    w.heartbeat_ms = c->o.heartbeat_ms;
+    w.heartbeat_timeout_ms = c->o.heartbeat_timeout_ms;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_WELCOME;
+    env.welcome = &w;
+    send_to(c, msg_data(m, 0), msg_size(m, 0), &env);
+    int64_t n_experts;
+    send_assign(c, msg_data(m, 0), msg_size(m, 0), s, &n_experts);
+    pthread_mutex_lock(&c->mu);
+    c->slot[s].st.n_experts = n_experts;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Fills slot s (or refreshes it on a repeated hello) with the worker that said hello. */
+static void take_slot(struct cluster *c, struct msg *m, const Hello *h, const char *addr, int s)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *sl = &c->slot[s];
+    sl->id_len = msg_size(m, 0);
+    memcpy(sl->id, msg_data(m, 0), sl->id_len);
+    sl->gen++;
+    sl->last_seen = mono_ms();
+    sl->instance = h->instance;
+    struct cluster_worker_status *st = &sl->st;
+    uint32_t joins = st->joins + 1;
+    *st = (struct cluster_worker_status){.joined = true, .cores = h->cores, .joins = joins};
+    snprintf(st->host, sizeof(st->host), "%s", h->host ? h->host : "?");
+    snprintf(st->addr, sizeof(st->addr), "%s", addr);
+    snprintf(st->simd, sizeof(st->simd), "%s", h->simd ? h->simd : "?");
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->mu);
+    mp_info("cluster: worker %d joined: %s (%s), %d cores, %s, %zu NUMA node(s)", s, st->host, addr,
+            h->cores, st->simd, h->n_numa);
+    welcome(c, m, s);
+}
+
+static void on_hello(struct cluster *c, struct msg *m, const Hello *h, const char *addr)
+{
+    if (h->protocol_version != CLUSTER_PROTOCOL_VERSION)
+        return refuse(c, m, addr, 0,
+                      "protocol version %u, the coordinator speaks %u (moepool %s vs %s): run the "
+                      "same moepool on both sides",
+                      h->protocol_version, CLUSTER_PROTOCOL_VERSION,
+                      h->moepool_version ? h->moepool_version : "?", MOEPOOL_VERSION);
+    if (!h->has_model)
+        return refuse(c, m, addr, 0,
+                      "the worker has no model file; start it with --model FILE (streaming "
+                      "shards to workers is not implemented yet)");
+    if (!h->model_fingerprint || strcmp(h->model_fingerprint, c->fingerprint))
+        return refuse(c, m, addr, 0,
+                      "model fingerprint %s differs from the coordinator's %s: another model file",
+                      h->model_fingerprint ? h->model_fingerprint : "", c->fingerprint);
+    pthread_mutex_lock(&c->mu);
+    int s = find_slot(c, msg_data(m, 0), msg_size(m, 0));
+    for (int i = 0; s < 0 && i < c->o.expect_workers; i++)
+        if (!c->slot[i].st.joined)
+            s = i;
+    pthread_mutex_unlock(&c->mu);
+    if (s < 0)
+        return refuse(c, m, addr, 1, "every one of the %d worker slots is taken",
+                      c->o.expect_workers);
+    take_slot(c, m, h, addr, s);
+}
+
+static void on_ready(struct cluster *c, int s, const Ready *r)
+{
+    pthread_mutex_lock(&c->mu);
+    c->slot[s].st.ready = true;
+    c->slot[s].st.load_gbps = r->gbps;
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->mu);
+    mp_info("cluster: worker %d ready: %lld experts, %.2f GB in %.2f s (%.2f GB/s)", s,
+            (long long)r->n_experts, (double)r->bytes / 1e9, r->seconds, r->gbps);
+}
+
+static void garbage(struct cluster *c, const char *addr, const char *what)
+{
+    pthread_mutex_lock(&c->mu);
+    c->garbage++;
+    pthread_mutex_unlock(&c->mu);
+    mp_warn("cluster: ignored %s from %s", what, addr);
+}
+
+/* Relays a worker's reply or error to eb_remote: [slot][envelope][bulk...]. */
+static void relay_to_eb(struct cluster *c, struct msg *m, int s)
+{
+    int32_t slot = s;
+    if (msg_send_bytes(c->pipe_thread, &slot, sizeof(slot), 1) || msg_forward(m, 1, c->pipe_thread))
+        mp_warn("cluster: relay to the expert backend failed: %s", zmq_strerror(errno));
+}
+
+static void on_peer_message(struct cluster *c, struct msg *m)
+{
+    const char *addr = m->n > 1 ? zmq_msg_gets(&m->part[1], "Peer-Address") : NULL;
+    addr = addr ? addr : "?";
+    Envelope *env = m->too_many ? NULL : msg_envelope(m, 1);
+    if (!env)
+        return garbage(c, addr, "an undecodable message");
+    pthread_mutex_lock(&c->mu);
+    int s = find_slot(c, msg_data(m, 0), msg_size(m, 0));
+    if (s >= 0)
+        c->slot[s].last_seen = mono_ms();
+    pthread_mutex_unlock(&c->mu);
+    switch (env->body_case) {
+    case ENVELOPE__BODY_HELLO: on_hello(c, m, env->hello, addr); break;
+    case ENVELOPE__BODY_HEARTBEAT:
+    case ENVELOPE__BODY_STATS:
+        /* A worker this coordinator does not know (it restarted, or declared the worker lost):
+         * ask it to say hello again instead of waiting for its timeout. */
+        if (s < 0)
+            refuse(c, m, addr, 1, "not a member (coordinator restarted or lost this worker): "
+                   "join again");
+        break;
+    case ENVELOPE__BODY_READY:
+        if (s >= 0)
+            on_ready(c, s, env->ready);
+        else
+            garbage(c, addr, "'ready' from a peer that has not joined");
+        break;
+    case ENVELOPE__BODY_REPLY:
+    case ENVELOPE__BODY_ERROR:
+        if (s >= 0)
+            relay_to_eb(c, m, s);
+        else
+            garbage(c, addr, "an expert reply from a peer that has not joined");
+        break;
+    default: garbage(c, addr, msg_kind(env)); break;
+    }
+    envelope__free_unpacked(env, NULL);
+}
+
+/* eb_remote -> worker: [slot][envelope][bulk...] becomes [identity][envelope][bulk...]. */
+static void on_pipe_message(struct cluster *c, struct msg *m)
+{
+    int32_t s = -1;
+    if (m->n >= 2 && msg_size(m, 0) == sizeof(s))
+        memcpy(&s, msg_data(m, 0), sizeof(s));
+    pthread_mutex_lock(&c->mu);
+    int ok = s >= 0 && s < c->o.expect_workers && c->slot[s].st.joined;
+    unsigned char id[SLOT_ID_MAX];
+    size_t len = ok ? c->slot[s].id_len : 0;
+    memcpy(id, c->slot[ok ? s : 0].id, len);
+    pthread_mutex_unlock(&c->mu);
+    /* A job for a slot that just emptied is dropped: eb_remote sees the slot's gen change. */
+    if (ok && (msg_send_bytes(c->router, id, len, 1) || msg_forward(m, 1, c->router)))
+        mp_warn("cluster: send to worker %d failed: %s", s, zmq_strerror(errno));
+}
+
+static void heartbeats(struct cluster *c, uint64_t seq)
+{
+    Heartbeat hb = HEARTBEAT__INIT;
+    hb.seq = seq;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    const int64_t now = mono_ms();
+    for (int s = 0; s < c->o.expect_workers; s++) {
+        pthread_mutex_lock(&c->mu);
+        struct slot *sl = &c->slot[s];
+        int joined = sl->st.joined;
+        int64_t silent = now - sl->last_seen;
+        if (joined && silent > c->o.heartbeat_timeout_ms) {
+            sl->st.joined = sl->st.ready = false;
+            sl->gen++;
+            pthread_cond_broadcast(&c->changed);
+            mp_warn("cluster: worker %d (%s, %s) lost: silent for %.1f s", s, sl->st.host,
+                    sl->st.addr, (double)silent / 1000);
+            joined = 0;
+        }
+        unsigned char id[SLOT_ID_MAX];
+        size_t len = sl->id_len;
+        memcpy(id, sl->id, len);
+        pthread_mutex_unlock(&c->mu);
+        if (joined)
+            send_to(c, id, len, &env);
+    }
+}
+
+/* ROUTER handshake failures (a peer with no key, or another key) are logged and counted. */
+static void on_monitor_event(struct cluster *c)
+{
+    struct msg m;
+    if (msg_recv(c->monitor, &m, ZMQ_DONTWAIT))
+        return;
+    if (m.n == 2 && msg_size(&m, 0) >= 6) {
+        uint16_t event;
+        memcpy(&event, msg_data(&m, 0), 2);
+        int len = (int)msg_size(&m, 1);
+        mp_warn("cluster: refused a peer at %.*s: security handshake failed (event %u: missing "
+                "or different --key)", len, (const char *)msg_data(&m, 1), event);
+        pthread_mutex_lock(&c->mu);
+        c->refused++;
+        pthread_mutex_unlock(&c->mu);
+    }
+    msg_close(&m);
+}
+
+static void drain(struct cluster *c, void *sock, void (*fn)(struct cluster *, struct msg *))
+{
+    struct msg m;
+    for (int i = 0; i < 256 && !msg_recv(sock, &m, ZMQ_DONTWAIT); i++) {
+        fn(c, &m);
+        msg_close(&m);
+    }
+}
+
+static void *cluster_thread(void *arg)
+{
+    struct cluster *c = arg;
+    int64_t next_beat = mono_ms();
+    uint64_t seq = 0;
+    while (!atomic_load(&c->stop)) {
+        zmq_pollitem_t items[4] = {{c->router, 0, ZMQ_POLLIN, 0},
+                                   {c->pipe_thread, 0, ZMQ_POLLIN, 0},
+                                   {c->monitor, 0, ZMQ_POLLIN, 0},
+                                   {c->zap, 0, ZMQ_POLLIN, 0}};
+        int64_t wait = next_beat - mono_ms();
+        if (zmq_poll(items, c->zap ? 4 : 3, wait < 0 ? 0 : (long)wait) < 0 && errno != EINTR)
+            break;
+        if (items[0].revents)
+            drain(c, c->router, on_peer_message);
+        if (items[1].revents)
+            drain(c, c->pipe_thread, on_pipe_message);
+        if (items[2].revents)
+            on_monitor_event(c);
+        if (c->zap && items[3].revents)
+            zap_handle(c);
+        if (mono_ms() >= next_beat) {
+            heartbeats(c, ++seq);
+            next_beat = mono_ms() + c->o.heartbeat_ms;
+        }
+    }
+    return NULL;
+}
+
+static int open_sockets(struct cluster *c, struct mp_error *err)
+{
+    char name[64];
+    int zero = 0, rc;
+    c->ctx = zmq_ctx_new();
+    if (!c->ctx)
+        return mp_error_set(err, MP_EIO, "cannot create a ZeroMQ context");
+    if (c->has_key && (rc = zap_open(c, err)))
+        return rc;
+    c->router = zmq_socket(c->ctx, ZMQ_ROUTER);
+    zmq_setsockopt(c->router, ZMQ_LINGER, &zero, sizeof(zero));
+    /* A peer cannot make us buffer more than the largest legitimate reply (exact mode: a row of
+     * f32 per token and slot) plus slack for headers. */
+    int64_t max_msg = (int64_t)c->o.n_max * c->m->hp.n_expert_used * c->m->hp.n_embd * 4 + (1 << 20);
+    zmq_setsockopt(c->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
+    if (c->has_key && (rc = keyfile_apply_server(c->router, &c->key, err)))
+        return rc;
+    snprintf(name, sizeof(name), "inproc://cluster-monitor-%p", (void *)c);
+    if (zmq_socket_monitor(c->router, name,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) /* AUTH: the ZAP handler logs */
+        return mp_error_set(err, MP_EIO, "socket monitor: %s", zmq_strerror(errno));
+    c->monitor = zmq_socket(c->ctx, ZMQ_PAIR);
+    zmq_connect(c->monitor, name);
+    if (zmq_bind(c->router, c->o.endpoint))
+        return mp_error_set(err, MP_EIO, "cannot bind %s: %s", c->o.endpoint, zmq_strerror(errno));
+    snprintf(name, sizeof(name), "inproc://cluster-pipe-%p", (void *)c);
+    c->pipe_thread = zmq_socket(c->ctx, ZMQ_PAIR);
+    c->pipe_eb = zmq_socket(c->ctx, ZMQ_PAIR);
+    zmq_setsockopt(c->pipe_thread, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(c->pipe_eb, ZMQ_LINGER, &zero, sizeof(zero));
+    if (zmq_bind(c->pipe_thread, name) || zmq_connect(c->pipe_eb, name))
+        return mp_error_set(err, MP_EIO, "inproc pipe: %s", zmq_strerror(errno));
+    return 0;
+}
+
+static int check_opts(const struct model *m, struct cluster_opts *o, struct mp_error *err)
+{
+    if (!o->endpoint || o->expect_workers < 1 || o->expect_workers > CLUSTER_MAX_WORKERS)
+        return mp_error_set(err, MP_EINVAL, "--expect-workers must be 1..%d", CLUSTER_MAX_WORKERS);
+    if (o->local_shard && !o->local_tp)
+        return mp_error_set(err, MP_EINVAL, "a local shard needs a thread pool");
+    if (o->expect_workers + o->local_shard > m->hp.n_expert)
+        return mp_error_set(err, MP_EINVAL, "%d workers for %lld experts per layer: some would "
+                            "hold none", o->expect_workers, (long long)m->hp.n_expert);
+    if (!wire_valid(o->wire, m->hp.n_embd))
+        return mp_error_set(err, MP_EINVAL, "wire format %d cannot carry rows of %lld", o->wire,
+                            (long long)m->hp.n_embd);
+    o->n_max = o->n_max > 0 ? o->n_max : 512;
+    o->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 500;
+    o->heartbeat_timeout_ms = o->heartbeat_timeout_ms > 0 ? o->heartbeat_timeout_ms : 3000;
+    o->job_timeout_ms = o->job_timeout_ms > 0 ? o->job_timeout_ms : 120000;
+    return 0;
+}
+
+int cluster_start(const struct model *m, const struct cluster_opts *o, struct cluster **out,
+                  struct mp_error *err)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (!c)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    c->m = m;
+    c->o = *o;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->changed, NULL);
+    fingerprint_hex(fingerprint_gguf(m->gguf), c->fingerprint);
+    c->holders = calloc((size_t)(m->hp.n_layer * m->hp.n_expert), sizeof(*c->holders));
+    int rc = c->holders ? check_opts(m, &c->o, err) : mp_error_set(err, MP_ENOMEM, "out of memory");
+    if (!rc && o->key_file && (rc = keyfile_read(o->key_file, &c->key, err)) == 0)
+        c->has_key = 1;
+    if (!rc && c->o.placement_file)
+        rc = plan_from_file(c, err);
+    else if (!rc)
+        plan_contiguous(c);
+    if (!rc)
+        rc = open_sockets(c, err);
+    if (!rc)
+        rc = eb_remote_new(c, err);
+    if (!rc && pthread_create(&c->thread, NULL, cluster_thread, c))
+        rc = mp_error_set(err, MP_EIO, "cannot start the cluster thread");
+    c->thread_started = !rc;
+    if (rc) {
+        cluster_stop(c);
+        return rc;
+    }
+    mp_info("cluster: listening on %s for %d worker(s), wire %s%s%s%s", c->o.endpoint,
+            c->o.expect_workers, wire_name(c->o.wire), c->has_key ? ", CURVE" : "",
+            c->o.local_shard ? ", local shard" : "", c->o.exact ? ", exact sums" : "");
+    *out = c;
+    return 0;
+}
+
+static int count_ready(struct cluster *c, int *joined)
+{
+    int ready = 0;
+    *joined = 0;
+    for (int s = 0; s < c->o.expect_workers; s++) {
+        *joined += c->slot[s].st.joined;
+        ready += c->slot[s].st.ready;
+    }
+    return ready;
+}
+
+int cluster_wait_ready(struct cluster *c, int timeout_ms, struct mp_error *err)
+{
+    const int64_t deadline = mono_ms() + timeout_ms;
+    int last = -1, joined;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        int ready = count_ready(c, &joined);
+        if (ready * 1000 + joined != last)
+            mp_info("cluster: %d of %d workers joined, %d ready", joined, c->o.expect_workers,
+                    ready);
+        last = ready * 1000 + joined;
+        if (ready == c->o.expect_workers)
+            break;
+        if (timeout_ms >= 0 && mono_ms() >= deadline) {
+            pthread_mutex_unlock(&c->mu);
+            return mp_error_set(err, MP_ETIMEOUT, "%d of %d workers ready after %d ms", ready,
+                                c->o.expect_workers, timeout_ms);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&c->changed, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+struct expert_backend cluster_backend(struct cluster *c)
+{
+    return (struct expert_backend){.ops = &eb_remote_ops, .self = c->eb};
+}
+
+void cluster_status(struct cluster *c, struct cluster_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&c->mu);
+    out->expect_workers = c->o.expect_workers;
+    out->ready = count_ready(c, &out->joined);
+    out->all_ready = out->ready == c->o.expect_workers;
+    out->wire = c->o.wire;
+    out->jobs = c->jobs;
+    out->token_layers = c->token_layers;
+    out->bytes_per_token_layer = c->token_layers ? (double)c->bytes / (double)c->token_layers : 0;
+    out->refused = c->refused;
+    out->garbage = c->garbage;
+    for (int64_t i = 0; c->o.local_shard && i < c->m->hp.n_layer * c->m->hp.n_expert; i++)
+        out->local_experts += c->holders[i] >> c->o.expect_workers & 1;
+    for (int s = 0; s < c->o.expect_workers; s++)
+        out->w[s] = c->slot[s].st;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void cluster_stop(struct cluster *c)
+{
+    if (!c)
+        return;
+    atomic_store(&c->stop, 1);
+    if (c->thread_started)
+        pthread_join(c->thread, NULL);
+    eb_remote_delete(c->eb);
+    void *socks[] = {c->router, c->pipe_thread, c->pipe_eb, c->monitor, c->zap};
+    int zero = 0;
+    if (c->router)
+        zmq_socket_monitor(c->router, NULL, 0);
+    for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++)
+        if (socks[i]) {
+            zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof(zero));
+            zmq_close(socks[i]);
+        }
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->changed);
+    free(c->holders);
+    free(c);
+}

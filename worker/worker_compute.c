@@ -1,0 +1,249 @@
+/* worker/worker_compute.c: the worker's compute thread. It holds the model (its GGUF mapped for
+ * shapes and types), the assigned experts read into NUMA-local memory (worker/shard_load.h) and
+ * the shard's expert backend (worker/shard_backend.h); it answers the coordinator's
+ * assign and request messages that the I/O thread passes over the pipe, and replies through it.
+ * Every request is checked against the welcome's limits and its own frame sizes before use: a
+ * bad request gets an Error reply, never a crash. */
+#include "worker/worker_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "model/eb_local.h"
+#include "model/eb_slots.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void send_error(struct worker *w, uint64_t job, int code, const char *message)
+{
+    Error e = ERROR__INIT;
+    e.job = job;
+    e.code = code;
+    e.message = (char *)message;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    msg_send_env(w->pipe_compute, &env, 0);
+}
+
+/* The assignment as expert refs, each checked against the model. */
+static int assigned_refs(const struct model *m, const Assign *a, struct expert_ref **out,
+                         size_t *n_out, struct mp_error *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_layers; i++)
+        n += a->layers[i]->n_experts;
+    struct expert_ref *refs = malloc((n ? n : 1) * sizeof(*refs));
+    if (!refs)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    n = 0;
+    for (size_t i = 0; i < a->n_layers; i++) {
+        const LayerExperts *le = a->layers[i];
+        for (size_t j = 0; j < le->n_experts; j++) {
+            const int32_t il = le->layer, e = le->experts[j];
+            if (il < 0 || il >= m->hp.n_layer || !m->hp.is_moe[il] || e < 0 || e >= m->hp.n_expert) {
+                free(refs);
+                return mp_error_set(err, MP_ERANGE, "assigned expert (%d, %d) out of range", il, e);
+            }
+            refs[n++] = (struct expert_ref){.il = il, .expert = e};
+        }
+    }
+    *out = refs;
+    *n_out = n;
+    return 0;
+}
+
+/* A progress line at most twice a second while the shard loads. */
+struct progress {
+    double last;
+};
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct progress *p = ctx;
+    const double t = now_s();
+    if (t - p->last < 0.5 && done < total)
+        return;
+    p->last = t;
+    mp_info("worker: loading experts: %.2f of %.2f GB (%.0f%%)", (double)done / 1e9,
+            (double)total / 1e9, total ? 100.0 * (double)done / (double)total : 100.0);
+}
+
+static void free_shard(struct worker *w)
+{
+    eb_free(&w->eb);
+    w->eb = (struct expert_backend){0};
+    shard_free(w->shard);
+    w->shard = NULL;
+}
+
+/* Reads the assigned experts into NUMA-local memory (worker/shard_load.h, liburing) and puts the
+ * shard's backend (one eb_local per node) behind them. */
+static void on_assign(struct worker *w, const Assign *a)
+{
+    struct mp_error err = {0};
+    struct expert_ref *refs = NULL;
+    size_t n = 0;
+    struct progress prog = {.last = now_s()};
+    struct shard_read_opts opts = {.progress = on_progress, .progress_ctx = &prog};
+    free_shard(w);
+    int rc = assigned_refs(w->m, a, &refs, &n, &err);
+    if (!rc)
+        rc = shard_load(w->o.model_path, w->m, refs, n, w->numa, &opts, &w->shard, &err);
+    if (!rc)
+        rc = shard_backend_new(w->m, w->shard, w->o.threads, w->n_max, &w->eb, &err);
+    free(refs);
+    if (rc) {
+        free_shard(w);
+        mp_error_log("worker: cannot load the assigned experts: %s", err.msg);
+        send_error(w, 0, rc, err.msg);
+        return;
+    }
+    const struct shard_read_stats *st = &w->shard->stats;
+    Ready r = READY__INIT;
+    r.n_experts = expert_table_count(w->shard->table);
+    r.bytes = st->bytes;
+    r.seconds = st->seconds;
+    r.gbps = st->gb_per_s;
+    mp_info("worker: loaded %lld experts, %.2f GB in %.2f s (%.2f GB/s%s) on %d NUMA node(s)",
+            (long long)r.n_experts, (double)st->bytes / 1e9, st->seconds, st->gb_per_s,
+            st->direct ? ", O_DIRECT" : ", buffered", w->shard->n_nodes);
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_READY;
+    env.ready = &r;
+    msg_send_env(w->pipe_compute, &env, 0);
+}
+
+/* The request's shape against the welcome's limits and the frames that came with it. */
+static int check_request(struct worker *w, const ExpertRequest *q, struct msg *m,
+                         struct mp_error *err)
+{
+    const struct hparams *hp = &w->m->hp;
+    if (!w->eb.ops)
+        return mp_error_set(err, MP_EINVAL, "request before the experts were loaded");
+    if (q->layer < 0 || q->layer >= hp->n_layer || !hp->is_moe[q->layer] || q->n_tokens < 1 ||
+        q->n_tokens > w->n_max || q->k != hp->n_expert_used || !wire_valid(q->wire, hp->n_embd))
+        return mp_error_set(err, MP_EINVAL, "bad request: layer %d, %d tokens, k %d, wire %d",
+                            q->layer, q->n_tokens, q->k, q->wire);
+    const size_t n = (size_t)q->n_tokens;
+    if (m->n != 4 || msg_size(m, 1) != n * wire_row_bytes(q->wire, hp->n_embd) ||
+        msg_size(m, 2) != n * (size_t)q->k * 4 || msg_size(m, 3) != n * (size_t)q->k * 4)
+        return mp_error_set(err, MP_EINVAL, "bad request: frame sizes do not match its header");
+    return 0;
+}
+
+/* Exact mode's scratch: k slot outputs per token, then as many reply rows. */
+static int per_slot_buffers(struct worker *w)
+{
+    if (w->slot_tmp)
+        return 0;
+    const size_t k = (size_t)w->m->hp.n_expert_used, n = (size_t)w->n_max;
+    w->slot_tmp = malloc(2 * k * n * (size_t)w->m->hp.n_embd * sizeof(float));
+    w->ids_tmp = malloc(k * n * sizeof(int32_t));
+    return w->slot_tmp && w->ids_tmp ? 0 : -1;
+}
+
+static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
+{
+    struct mp_error err = {0};
+    int rc = check_request(w, q, m, &err);
+    if (rc)
+        return send_error(w, q->job, rc, err.msg);
+    const int64_t n_embd = w->m->hp.n_embd;
+    const double t0 = now_s();
+    wire_decode(q->wire, msg_data(m, 1), q->n_tokens, n_embd, w->x);
+    /* The weights frame may be unaligned for float access: copy it out. */
+    memcpy(w->weights, msg_data(m, 3), msg_size(m, 3));
+    memcpy(w->ids, msg_data(m, 2), msg_size(m, 2));
+    struct eb_job job = {.layer = q->layer, .n_tokens = q->n_tokens, .k = q->k, .n_embd = n_embd,
+                         .x = w->x, .ids = w->ids, .weights = w->weights};
+    int n_rows = q->n_tokens;
+    if (q->per_slot)
+        rc = per_slot_buffers(w) ? mp_error_set(&err, MP_ENOMEM, "out of memory (exact mode)")
+                                 : eb_run_per_slot(&w->eb, &job, w->ids_tmp, w->slot_tmp,
+                                                   w->slot_tmp + (size_t)q->k * w->n_max * n_embd,
+                                                   &n_rows, &err);
+    else
+        rc = eb_run(&w->eb, &job, w->out, &err);
+    if (rc)
+        return send_error(w, q->job, rc, err.msg);
+    const float *rows = q->per_slot ? w->slot_tmp + (size_t)q->k * w->n_max * n_embd : w->out;
+    zmq_msg_t out;
+    const size_t len = (size_t)n_rows * wire_row_bytes(q->wire, n_embd);
+    if (zmq_msg_init_size(&out, len))
+        return send_error(w, q->job, MP_ENOMEM, "out of memory for the reply");
+    wire_encode(q->wire, rows, n_rows, n_embd, zmq_msg_data(&out));
+    ExpertReply r = EXPERT_REPLY__INIT;
+    r.job = q->job;
+    r.layer = q->layer;
+    r.n_tokens = q->n_tokens;
+    r.compute_us = (uint64_t)((now_s() - t0) * 1e6);
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_REPLY;
+    env.reply = &r;
+    if (msg_send_env(w->pipe_compute, &env, 1) == 0)
+        msg_send_zmsg(w->pipe_compute, &out, 0);
+    else
+        zmq_msg_close(&out);
+}
+
+static int on_welcome(struct worker *w, const Welcome *wel)
+{
+    if (wel->n_max < 1 || wel->n_max > 65536)
+        return -1;
+    if (wel->n_max == w->n_max)
+        return 0;
+    const size_t n = (size_t)wel->n_max, n_embd = (size_t)w->m->hp.n_embd;
+    const size_t k = (size_t)w->m->hp.n_expert_used;
+    free(w->x);
+    free(w->out);
+    free(w->ids);
+    free(w->weights);
+    free(w->slot_tmp);
+    free(w->ids_tmp);
+    w->slot_tmp = NULL;
+    w->ids_tmp = NULL;
+    w->x = malloc(n * n_embd * sizeof(float));
+    w->out = malloc(n * n_embd * sizeof(float));
+    w->ids = malloc(n * k * sizeof(int32_t));
+    w->weights = malloc(n * k * sizeof(float));
+    w->n_max = w->x && w->out && w->ids && w->weights ? wel->n_max : 0;
+    free_shard(w); /* sized for the old n_max; the assign that follows loads it again */
+    return w->n_max ? 0 : -1;
+}
+
+void *worker_compute_thread(void *arg)
+{
+    struct worker *w = arg;
+    struct mp_error err = {0};
+    if (numa_open(&w->numa, &err))
+        mp_warn("worker: no NUMA topology (%s); one node, unbound memory", err.msg);
+    for (;;) {
+        struct msg m;
+        if (msg_recv(w->pipe_compute, &m, 0))
+            break;
+        Envelope *env = msg_envelope(&m, 0);
+        int stop = !env; /* the I/O thread sends an empty frame to stop */
+        if (env && env->body_case == ENVELOPE__BODY_WELCOME && on_welcome(w, env->welcome))
+            mp_error_log("worker: out of memory for %d-token jobs", env->welcome->n_max);
+        else if (env && env->body_case == ENVELOPE__BODY_ASSIGN && w->n_max)
+            on_assign(w, env->assign);
+        else if (env && env->body_case == ENVELOPE__BODY_REQUEST)
+            on_request(w, env->request, &m);
+        if (env)
+            envelope__free_unpacked(env, NULL);
+        msg_close(&m);
+        if (stop)
+            break;
+    }
+    free_shard(w);
+    numa_close(w->numa);
+    return NULL;
+}
