@@ -24,7 +24,7 @@ add_library(mp_server STATIC
 if(NOT EXISTS ${CMAKE_CURRENT_LIST_DIR}/web)
   target_sources(mp_server PRIVATE ${CMAKE_CURRENT_LIST_DIR}/web_assets_stub.c)
 endif()
-target_link_libraries(mp_server PUBLIC mp_engine mp_model PkgConfig::MHD PkgConfig::CJSON)
+target_link_libraries(mp_server PUBLIC mp_engine mp_cluster mp_model PkgConfig::MHD PkgConfig::CJSON)
 set_property(GLOBAL APPEND PROPERTY MOEPOOL_LIBS mp_server mp_engine)
 
 add_test(NAME server_http
@@ -35,3 +35,9 @@ set_tests_properties(server_http PROPERTIES TIMEOUT 300)
 add_executable(openai_reply_test ${CMAKE_CURRENT_LIST_DIR}/openai_reply_test.c)
 target_link_libraries(openai_reply_test PRIVATE mp_server)
 add_test(NAME openai_reply_test COMMAND openai_reply_test)
+
+add_test(NAME server_cluster
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/server/cluster_serve_test.py
+          $<TARGET_FILE:moepool>
+          ${CMAKE_SOURCE_DIR}/../shared/conformance/models/lfm2moe-tiny-q4_k_m.gguf)
+set_tests_properties(server_cluster PROPERTIES TIMEOUT 300)
