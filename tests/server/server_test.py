@@ -35,7 +35,7 @@ def check(cond, what):
 
 class Server:
     def __init__(self, *args):
-        self.proc = subprocess.Popen([MOEPOOL, "serve", "-m", MODEL, "--port", "0", "-t", "2",
+        self.proc = subprocess.Popen([MOEPOOL, "serve", "-m", MODEL, "--port", "0", "-t", "1",
                                       *args], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"http://[^:]+:(\d+)", line)
