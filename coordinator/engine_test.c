@@ -100,7 +100,7 @@ static void batch_invariance(const struct env *env)
     struct mp_error err = {0};
     if (engine_new(env->m, env->v, NULL, &c, &e, &err))
         abort();
-    struct engine_req_params p = greedy(48);
+    struct engine_req_params p = greedy(24);
     static struct result solo[N_CONC], conc[N_CONC];
     const int checked[] = {0, 5, 13, 31};
     for (int k = 0; k < 4; k++)
