@@ -9,9 +9,10 @@ int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_run(int argc, char **argv);
-int cmd_serve(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_placement(int argc, char **argv);
 
 #endif

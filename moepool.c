@@ -16,9 +16,10 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"synth", cmd_synth, "write a synthetic model of a real architecture's shape"},
     {"run", cmd_run, "generate text from a prompt, streaming it to stdout"},
-    {"serve", cmd_serve, "serve the OpenAI API with continuous batching"},
+    {"bench", cmd_bench, "measure prompt, decode and batched-decode speed, peak RSS, roofline"},
     {"worker", cmd_worker, "join a coordinator and compute its experts"},
     {"keygen", cmd_keygen, "write a CURVE key for an encrypted cluster"},
+    {"serve", cmd_serve, "serve the OpenAI API with continuous batching"},
     {"placement", cmd_placement, "plan expert placement over workers; record routing statistics"},
 };
 

@@ -11,12 +11,7 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "coordinator/placement.h"
 #include "model/fingerprint.h"
-
-#ifndef MOEPOOL_VERSION
-#define MOEPOOL_VERSION "0.1.0"
-#endif
 
 int64_t mono_ms(void)
 {
@@ -25,218 +20,36 @@ int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Contiguous placement: holder w computes experts [w E / N, (w+1) E / N) of every MoE layer;
- * holders are the worker slots, then the coordinator itself with local_shard. The placement
- * helper's file replaces this (cluster_opts.placement_file). */
-static void plan_contiguous(struct cluster *c)
+/* Under c->mu: the slot is empty; a job waiting on it fails (its gen changed). */
+static void free_slot(struct cluster *c, int s)
 {
-    const int64_t n_expert = c->m->hp.n_expert, n = c->o.expect_workers + c->o.local_shard;
-    for (int64_t il = 0; il < c->m->hp.n_layer; il++)
-        for (int64_t e = 0; e < n_expert; e++)
-            c->holders[il * n_expert + e] = c->m->hp.is_moe[il] ? 1ull << (e * n / n_expert) : 0;
-}
-
-/* A placement file: its workers in file order are the slots, except "local" (the local shard,
- * which local_shard must enable). Experts with several holders are replicas: eb_remote gives
- * each (token, slot) to the least busy ready holder. */
-static int plan_from_file(struct cluster *c, struct mp_error *err)
-{
-    struct placement *p = NULL;
-    int rc = place_load(c->o.placement_file, &p, err);
-    if (!rc)
-        rc = place_check_model(p, c->m, c->fingerprint, err);
-    const int local = rc ? -1 : place_worker_index(p, PLACE_LOCAL);
-    if (!rc && p->n_workers - (local >= 0) != c->o.expect_workers)
-        rc = mp_error_set(err, MP_EINVAL, "%s names %d workers, --expect-workers is %d",
-                          c->o.placement_file, p->n_workers - (local >= 0), c->o.expect_workers);
-    if (!rc && (local >= 0) != c->o.local_shard)
-        rc = mp_error_set(err, MP_EINVAL, "%s: worker \"%s\" %s", c->o.placement_file,
-                          PLACE_LOCAL, local >= 0 ? "is listed: use --local-shard" :
-                          "is missing but --local-shard was given");
-    int holder_of[PLACE_MAX_WORKERS];
-    for (int w = 0, slot = 0; !rc && w < p->n_workers; w++)
-        holder_of[w] = w == local ? c->o.expect_workers : slot++;
-    for (int il = 0; !rc && il < c->m->hp.n_layer; il++) {
-        const int ml = model_moe_index(c->m, il);
-        for (int64_t e = 0; ml >= 0 && e < c->m->hp.n_expert; e++) {
-            uint64_t set = place_holders(p, ml, (int)e), bits = 0;
-            for (int w = 0; w < p->n_workers; w++)
-                if (set >> w & 1)
-                    bits |= 1ull << holder_of[w];
-            c->holders[il * c->m->hp.n_expert + e] = bits;
-        }
-    }
-    if (rc)
-        mp_error_wrap(err, "placement: ");
-    place_free(p);
-    return rc;
-}
-
-static int find_slot(struct cluster *c, const void *id, size_t len)
-{
-    for (int i = 0; i < c->o.expect_workers; i++)
-        if (c->slot[i].st.joined && c->slot[i].id_len == len && !memcmp(c->slot[i].id, id, len))
-            return i;
-    return -1;
-}
-
-static void send_to(struct cluster *c, const void *id, size_t len, const Envelope *env)
-{
-    if (msg_send_bytes(c->router, id, len, 1) || msg_send_env(c->router, env, 0))
-        mp_debug("cluster: send failed: %s", zmq_strerror(errno));
-}
-
-static void refuse(struct cluster *c, struct msg *m, const char *addr, int retry, const char *fmt,
-                   ...) __attribute__((format(printf, 5, 6)));
-static void refuse(struct cluster *c, struct msg *m, const char *addr, int retry, const char *fmt,
-                   ...)
-{
-    char reason[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
-    va_end(ap);
-    Refuse r = REFUSE__INIT;
-    r.reason = reason;
-    r.retry = retry;
-    Envelope env = ENVELOPE__INIT;
-    env.body_case = ENVELOPE__BODY_REFUSE;
-    env.refuse = &r;
-    send_to(c, msg_data(m, 0), msg_size(m, 0), &env);
-    if (retry) {
-        mp_info("cluster: worker at %s waits: %s", addr, reason);
-        return;
-    }
-    mp_warn("cluster: refused worker at %s: %s", addr, reason);
-    pthread_mutex_lock(&c->mu);
-    c->refused++;
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void send_assign(struct cluster *c, const void *id, size_t len, int s, int64_t *n_out)
-{
-    const int64_t n_layer = c->m->hp.n_layer, n_expert = c->m->hp.n_expert;
-    LayerExperts *layers = calloc((size_t)n_layer, sizeof(*layers));
-    LayerExperts **lp = calloc((size_t)n_layer, sizeof(*lp));
-    int32_t *ids = calloc((size_t)(n_layer * n_expert), sizeof(*ids));
-    Assign a = ASSIGN__INIT;
-    *n_out = 0;
-    if (!layers || !lp || !ids)
-        goto out;
-    for (int64_t il = 0; il < n_layer; il++) {
-        layer_experts__init(&layers[a.n_layers]);
-        layers[a.n_layers].layer = (int32_t)il;
-        layers[a.n_layers].experts = ids + il * n_expert;
-        for (int64_t e = 0; e < n_expert; e++)
-            if (c->holders[il * n_expert + e] >> s & 1)
-                layers[a.n_layers].experts[layers[a.n_layers].n_experts++] = (int32_t)e;
-        if (layers[a.n_layers].n_experts) {
-            *n_out += (int64_t)layers[a.n_layers].n_experts;
-            lp[a.n_layers] = &layers[a.n_layers];
-            a.n_layers++;
-        }
-    }
-    a.layers = lp;
-    Envelope env = ENVELOPE__INIT;
-    env.body_case = ENVELOPE__BODY_ASSIGN;
-    env.assign = &a;
-    send_to(c, id, len, &env);
-out:
-    free(layers);
-    free(lp);
-    free(ids);
-}
-
-static void welcome(struct cluster *c, struct msg *m, int s)
-{
-    Welcome w = WELCOME__INIT;
-    w.protocol_version = CLUSTER_PROTOCOL_VERSION;
-    w.moepool_version = MOEPOOL_VERSION;
-    w.slot = s;
-    w.n_slots = c->o.expect_workers;
-    w.wire = c->o.wire;
-    w.n_max = c->o.n_max;
-    w.heartbeat_ms = c->o.heartbeat_ms;
-    w.heartbeat_timeout_ms = c->o.heartbeat_timeout_ms;
-    Envelope env = ENVELOPE__INIT;
-    env.body_case = ENVELOPE__BODY_WELCOME;
-    env.welcome = &w;
-    send_to(c, msg_data(m, 0), msg_size(m, 0), &env);
-    int64_t n_experts;
-    send_assign(c, msg_data(m, 0), msg_size(m, 0), s, &n_experts);
-    pthread_mutex_lock(&c->mu);
-    c->slot[s].st.n_experts = n_experts;
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* Fills slot s (or refreshes it on a repeated hello) with the worker that said hello. */
-static void take_slot(struct cluster *c, struct msg *m, const Hello *h, const char *addr, int s)
-{
-    pthread_mutex_lock(&c->mu);
-    struct slot *sl = &c->slot[s];
-    sl->id_len = msg_size(m, 0);
-    memcpy(sl->id, msg_data(m, 0), sl->id_len);
-    sl->gen++;
-    sl->last_seen = mono_ms();
-    sl->instance = h->instance;
-    struct cluster_worker_status *st = &sl->st;
-    uint32_t joins = st->joins + 1;
-    *st = (struct cluster_worker_status){.joined = true, .cores = h->cores, .joins = joins};
-    snprintf(st->host, sizeof(st->host), "%s", h->host ? h->host : "?");
-    snprintf(st->addr, sizeof(st->addr), "%s", addr);
-    snprintf(st->simd, sizeof(st->simd), "%s", h->simd ? h->simd : "?");
+    c->slot[s].st.joined = c->slot[s].st.ready = false;
+    c->slot[s].gen++;
     pthread_cond_broadcast(&c->changed);
-    pthread_mutex_unlock(&c->mu);
-    mp_info("cluster: worker %d joined: %s (%s), %d cores, %s, %zu NUMA node(s)", s, st->host, addr,
-            h->cores, st->simd, h->n_numa);
-    welcome(c, m, s);
 }
 
-static void on_hello(struct cluster *c, struct msg *m, const Hello *h, const char *addr)
+static void on_bye(struct cluster *c, int s, const Bye *b)
 {
-    if (h->protocol_version != CLUSTER_PROTOCOL_VERSION)
-        return refuse(c, m, addr, 0,
-                      "protocol version %u, the coordinator speaks %u (moepool %s vs %s): run the "
-                      "same moepool on both sides",
-                      h->protocol_version, CLUSTER_PROTOCOL_VERSION,
-                      h->moepool_version ? h->moepool_version : "?", MOEPOOL_VERSION);
-    if (!h->has_model)
-        return refuse(c, m, addr, 0,
-                      "the worker has no model file; start it with --model FILE (streaming "
-                      "shards to workers is not implemented yet)");
-    if (!h->model_fingerprint || strcmp(h->model_fingerprint, c->fingerprint))
-        return refuse(c, m, addr, 0,
-                      "model fingerprint %s differs from the coordinator's %s: another model file",
-                      h->model_fingerprint ? h->model_fingerprint : "", c->fingerprint);
     pthread_mutex_lock(&c->mu);
-    int s = find_slot(c, msg_data(m, 0), msg_size(m, 0));
-    for (int i = 0; s < 0 && i < c->o.expect_workers; i++)
-        if (!c->slot[i].st.joined)
-            s = i;
+    mp_info("cluster: worker %d (%s, %s) left: %s", s, c->slot[s].st.host, c->slot[s].st.addr,
+            b->reason && *b->reason ? b->reason : "stopped");
+    free_slot(c, s);
     pthread_mutex_unlock(&c->mu);
-    if (s < 0)
-        return refuse(c, m, addr, 1, "every one of the %d worker slots is taken",
-                      c->o.expect_workers);
-    take_slot(c, m, h, addr, s);
 }
 
-static void on_ready(struct cluster *c, int s, const Ready *r)
+/* A worker this coordinator does not know (it restarted, or declared the worker lost): ask it to
+ * say hello again instead of waiting for its timeout. */
+static void not_a_member(struct cluster *c, struct msg *m, const char *addr)
 {
-    pthread_mutex_lock(&c->mu);
-    c->slot[s].st.ready = true;
-    c->slot[s].st.load_gbps = r->gbps;
-    pthread_cond_broadcast(&c->changed);
-    pthread_mutex_unlock(&c->mu);
-    mp_info("cluster: worker %d ready: %lld experts, %.2f GB in %.2f s (%.2f GB/s)", s,
-            (long long)r->n_experts, (double)r->bytes / 1e9, r->seconds, r->gbps);
+    cluster_refuse(c, m, addr, 1,
+                   "not a member (coordinator restarted or lost this worker): join again");
 }
 
-static void garbage(struct cluster *c, const char *addr, const char *what)
+static void on_stats(struct cluster *c, int s, const Stats *st)
 {
     pthread_mutex_lock(&c->mu);
-    c->garbage++;
+    c->slot[s].st.compute_seconds = st->compute_seconds;
     pthread_mutex_unlock(&c->mu);
-    mp_warn("cluster: ignored %s from %s", what, addr);
 }
 
 /* Relays a worker's reply or error to eb_remote: [slot][envelope][bulk...]. */
@@ -253,36 +66,54 @@ static void on_peer_message(struct cluster *c, struct msg *m)
     addr = addr ? addr : "?";
     Envelope *env = m->too_many ? NULL : msg_envelope(m, 1);
     if (!env)
-        return garbage(c, addr, "an undecodable message");
+        return cluster_garbage(c, addr, "an undecodable message");
     pthread_mutex_lock(&c->mu);
-    int s = find_slot(c, msg_data(m, 0), msg_size(m, 0));
+    int s = cluster_find_slot(c, msg_data(m, 0), msg_size(m, 0));
     if (s >= 0)
         c->slot[s].last_seen = mono_ms();
     pthread_mutex_unlock(&c->mu);
     switch (env->body_case) {
-    case ENVELOPE__BODY_HELLO: on_hello(c, m, env->hello, addr); break;
-    case ENVELOPE__BODY_HEARTBEAT:
+    case ENVELOPE__BODY_HELLO: cluster_on_hello(c, m, env->hello, addr); break;
     case ENVELOPE__BODY_STATS:
-        /* A worker this coordinator does not know (it restarted, or declared the worker lost):
-         * ask it to say hello again instead of waiting for its timeout. */
+        if (s >= 0)
+            on_stats(c, s, env->stats);
+        else
+            not_a_member(c, m, addr);
+        break;
+    case ENVELOPE__BODY_HEARTBEAT:
         if (s < 0)
-            refuse(c, m, addr, 1, "not a member (coordinator restarted or lost this worker): "
-                   "join again");
+            not_a_member(c, m, addr);
         break;
     case ENVELOPE__BODY_READY:
         if (s >= 0)
-            on_ready(c, s, env->ready);
+            cluster_on_ready(c, s, env->ready);
         else
-            garbage(c, addr, "'ready' from a peer that has not joined");
+            cluster_garbage(c, addr, "'ready' from a peer that has not joined");
         break;
-    case ENVELOPE__BODY_REPLY:
+    case ENVELOPE__BODY_BYE:
+        if (s >= 0)
+            on_bye(c, s, env->bye);
+        break;
+    case ENVELOPE__BODY_FETCH:
+        if (s >= 0)
+            cluster_on_fetch(c, m, s, env->fetch);
+        else
+            cluster_garbage(c, addr, "a fetch from a peer that has not joined");
+        break;
     case ENVELOPE__BODY_ERROR:
+        if (s >= 0 && env->error->job == 0) { /* not about a job: loading, a bad welcome */
+            mp_warn("cluster: worker %d reports: %s", s,
+                    env->error->message ? env->error->message : "an error");
+            break;
+        }
+        /* fall through */
+    case ENVELOPE__BODY_REPLY:
         if (s >= 0)
             relay_to_eb(c, m, s);
         else
-            garbage(c, addr, "an expert reply from a peer that has not joined");
+            cluster_garbage(c, addr, "an expert reply from a peer that has not joined");
         break;
-    default: garbage(c, addr, msg_kind(env)); break;
+    default: cluster_garbage(c, addr, msg_kind(env)); break;
     }
     envelope__free_unpacked(env, NULL);
 }
@@ -318,11 +149,9 @@ static void heartbeats(struct cluster *c, uint64_t seq)
         int joined = sl->st.joined;
         int64_t silent = now - sl->last_seen;
         if (joined && silent > c->o.heartbeat_timeout_ms) {
-            sl->st.joined = sl->st.ready = false;
-            sl->gen++;
-            pthread_cond_broadcast(&c->changed);
             mp_warn("cluster: worker %d (%s, %s) lost: silent for %.1f s", s, sl->st.host,
                     sl->st.addr, (double)silent / 1000);
+            free_slot(c, s);
             joined = 0;
         }
         unsigned char id[SLOT_ID_MAX];
@@ -330,7 +159,7 @@ static void heartbeats(struct cluster *c, uint64_t seq)
         memcpy(id, sl->id, len);
         pthread_mutex_unlock(&c->mu);
         if (joined)
-            send_to(c, id, len, &env);
+            cluster_send_to(c, id, len, &env);
     }
 }
 
@@ -461,10 +290,8 @@ int cluster_start(const struct model *m, const struct cluster_opts *o, struct cl
     int rc = c->holders ? check_opts(m, &c->o, err) : mp_error_set(err, MP_ENOMEM, "out of memory");
     if (!rc && o->key_file && (rc = keyfile_read(o->key_file, &c->key, err)) == 0)
         c->has_key = 1;
-    if (!rc && c->o.placement_file)
-        rc = plan_from_file(c, err);
-    else if (!rc)
-        plan_contiguous(c);
+    if (!rc)
+        rc = cluster_plan(c, err);
     if (!rc)
         rc = open_sockets(c, err);
     if (!rc)

@@ -62,6 +62,9 @@ struct cluster_worker_status {
     uint64_t jobs;
     uint64_t bytes_sent, bytes_received; /* expert traffic only */
     uint32_t joins;           /* how often this slot was filled */
+    bool has_model;           /* the worker has its own model file */
+    uint64_t streamed_bytes;  /* model file bytes sent to it since it joined (no model file) */
+    double compute_seconds;   /* the worker's own count of time spent on jobs (Stats, ~5 s old) */
 };
 
 struct cluster_status {

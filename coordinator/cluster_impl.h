@@ -52,6 +52,19 @@ struct cluster {
 
 int64_t mono_ms(void);
 
+/* cluster_plan.c: fills c->holders (contiguous shares, or the placement file). */
+int cluster_plan(struct cluster *c, struct mp_error *err);
+
+/* cluster_join.c, on the cluster thread. m: [identity][envelope]...; addr: the peer's address. */
+int cluster_find_slot(struct cluster *c, const void *id, size_t len); /* under c->mu */
+void cluster_send_to(struct cluster *c, const void *id, size_t len, const Envelope *env);
+void cluster_refuse(struct cluster *c, struct msg *m, const char *addr, int retry,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void cluster_on_hello(struct cluster *c, struct msg *m, const Hello *h, const char *addr);
+void cluster_on_ready(struct cluster *c, int s, const Ready *r);
+void cluster_on_fetch(struct cluster *c, struct msg *m, int s, const Fetch *f);
+void cluster_garbage(struct cluster *c, const char *addr, const char *what);
+
 /* cluster_zap.c: binds the ZAP endpoint (before the ROUTER binds) and answers one request. */
 int zap_open(struct cluster *c, struct mp_error *err);
 void zap_handle(struct cluster *c);

@@ -27,7 +27,10 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: moepool logits -m MODEL --tokens \"ID ...\" -o OUT.f32\n"
                "                      [--force-routing FILE] [--dump-routing FILE]\n"
-               "                      [-t THREADS] [--ubatch N]\n");
+               "                      [-t THREADS] [--ubatch N]\n"
+               "                      [--cluster tcp://*:PORT --expect-workers N\n"
+               "                       [--wire f32|bf16|f16|q8_0] [--key FILE] [--local-shard]\n"
+               "                       [--exact] [--placement FILE]]\n");
 }
 
 static int parse_args(int argc, char **argv, struct logits_args *a)

@@ -11,21 +11,22 @@
 #include "coordinator/eb_stats.h"
 #include "coordinator/placement_plan.h"
 #include "kernels/kq.h"
-#include "model/eb_local.h"
 #include "model/arch.h"
+#include "model/eb_local.h"
 #include "model/forward.h"
 #include "model/tokenizer.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: moepool placement plan -m MODEL --policy contiguous|striped|capacity|balanced\n"
-            "                              --workers SPEC [--stats FILE] [--replicate N] [--no-pairs]\n"
-            "                              -o FILE\n"
-            "       moepool placement show FILE [-m MODEL] [--stats FILE]\n"
-            "       moepool placement record -m MODEL (-f TEXTFILE | --tokens \"ID ...\") -o FILE\n"
-            "                              [--ctx N] [-t THREADS]\n"
-            "SPEC: a count (\"3\") or NAME[:mem=SIZE][:cores=N],... (\"local:mem=4G,w1:mem=8G\")\n");
+    fprintf(
+        f,
+        "usage: moepool placement plan -m MODEL --policy contiguous|striped|capacity|balanced\n"
+        "                              --workers SPEC [--stats FILE] [--replicate N] [--no-pairs]\n"
+        "                              -o FILE\n"
+        "       moepool placement show FILE [-m MODEL] [--stats FILE]\n"
+        "       moepool placement record -m MODEL (-f TEXTFILE | --tokens \"ID ...\") -o FILE\n"
+        "                              [--ctx N] [-t THREADS]\n"
+        "SPEC: a count (\"3\") or NAME[:mem=SIZE][:cores=N],... (\"local:mem=4G,w1:mem=8G\")\n");
 }
 
 struct place_args {
@@ -37,16 +38,22 @@ struct place_args {
 static int parse_args(int argc, char **argv, struct place_args *a)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"policy", required_argument, 0, 'P'},
-        {"workers", required_argument, 0, 'W'}, {"stats", required_argument, 0, 'S'},
-        {"replicate", required_argument, 0, 'R'}, {"output", required_argument, 0, 'o'},
-        {"file", required_argument, 0, 'f'},    {"tokens", required_argument, 0, 'T'},
-        {"ctx", required_argument, 0, 'c'},     {"threads", required_argument, 0, 't'},
-        {"no-pairs", no_argument, 0, 'N'},      {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'},
+        {"policy", required_argument, 0, 'P'},
+        {"workers", required_argument, 0, 'W'},
+        {"stats", required_argument, 0, 'S'},
+        {"replicate", required_argument, 0, 'R'},
+        {"output", required_argument, 0, 'o'},
+        {"file", required_argument, 0, 'f'},
+        {"tokens", required_argument, 0, 'T'},
+        {"ctx", required_argument, 0, 'c'},
+        {"threads", required_argument, 0, 't'},
+        {"no-pairs", no_argument, 0, 'N'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    *a = (struct place_args){.replicate = 1, .ctx = 512,
-                             .threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
+    *a = (struct place_args){
+        .replicate = 1, .ctx = 512, .threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "m:o:f:t:h", opts, NULL)) != -1) {
@@ -250,8 +257,8 @@ struct recorder {
     bool *want;
 };
 
-static int recorder_new(struct recorder *r, struct model *m, struct routing_stats *stats,
-                        int ctx, int threads, struct mp_error *err)
+static int recorder_new(struct recorder *r, struct model *m, struct routing_stats *stats, int ctx,
+                        int threads, struct mp_error *err)
 {
     struct expert_backend local = {0};
     r->tp = tp_new(threads);
@@ -292,8 +299,11 @@ static int record_windows(struct recorder *r, struct model *m, const int32_t *id
             r->seqs[i] = r->seq;
         }
         kv_seq_clear(r->seq, m);
-        struct fwd_batch b = {.n_tokens = len, .token = ids + start, .pos = r->pos,
-                              .seq = r->seqs, .want_logits = r->want};
+        struct fwd_batch b = {.n_tokens = len,
+                              .token = ids + start,
+                              .pos = r->pos,
+                              .seq = r->seqs,
+                              .want_logits = r->want};
         rc = fwd_run(r->st, &b, &r->eb, NULL, NULL, err);
     }
     return rc;

@@ -415,12 +415,31 @@ static int claim_slots(struct eb_remote *r, const struct eb_job *job, struct mp_
     return rc;
 }
 
+/* Sends each pending slot its part of the job. */
+static int scatter(struct eb_remote *r, const struct eb_job *job, uint64_t id, uint64_t *bytes,
+                   struct mp_error *err)
+{
+    for (int w = 0; w < r->n_slots; w++) {
+        if (!r->pending[w])
+            continue;
+        uint64_t b = 0;
+        r->sent_at[w] = mono_ms();
+        if (send_job(r, job, w, id, &b))
+            return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
+        *bytes += b;
+        pthread_mutex_lock(&r->c->mu);
+        r->c->slot[w].st.bytes_sent += b;
+        pthread_mutex_unlock(&r->c->mu);
+    }
+    return 0;
+}
+
 static int remote_run(void *self, const struct eb_job *job, float *out, struct mp_error *err)
 {
     struct eb_remote *r = self;
     struct cluster *c = r->c;
     if (job->n_tokens < 0 || job->n_tokens > c->o.n_max || job->n_embd != c->m->hp.n_embd ||
-        job->layer < 0 || job->layer >= c->m->hp.n_layer || !c->m->hp.is_moe[job->layer])
+        job->k != c->m->hp.n_expert_used || job->layer < 0 || job->layer >= c->m->hp.n_layer || !c->m->hp.is_moe[job->layer])
         return mp_error_set(err, MP_EINVAL, "expert job (layer %d, %d tokens) does not fit",
                             job->layer, job->n_tokens);
     snapshot_ready(r);
@@ -431,18 +450,8 @@ static int remote_run(void *self, const struct eb_job *job, float *out, struct m
         return rc;
     const uint64_t id = ++r->next_job;
     uint64_t bytes_out = 0, bytes_in = 0;
-    for (int w = 0; w < r->n_slots; w++) {
-        if (!r->pending[w])
-            continue;
-        uint64_t b = 0;
-        r->sent_at[w] = mono_ms();
-        if (send_job(r, job, w, id, &b))
-            return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
-        bytes_out += b;
-        pthread_mutex_lock(&c->mu);
-        c->slot[w].st.bytes_sent += b;
-        pthread_mutex_unlock(&c->mu);
-    }
+    if ((rc = scatter(r, job, id, &bytes_out, err)))
+        return rc;
     /* The local share computes while the workers compute theirs. */
     if (r->n_holders > r->n_slots && r->n_tok[r->n_slots] && (rc = run_local(r, job, err)))
         return rc;

@@ -13,9 +13,9 @@ static int stats_run(void *self, const struct eb_job *job, float *out, struct mp
 {
     struct eb_stats *s = self;
     int layer = model_moe_index(s->m, job->layer);
-    int rc = layer < 0 ? mp_error_set(err, MP_EINVAL, "eb_stats: block %d is not a MoE layer",
-                                      job->layer)
-                       : rstats_record(s->stats, layer, job->n_tokens, job->k, job->ids, err);
+    int rc = layer < 0
+                 ? mp_error_set(err, MP_EINVAL, "eb_stats: block %d is not a MoE layer", job->layer)
+                 : rstats_record(s->stats, layer, job->n_tokens, job->k, job->ids, err);
     return rc ? rc : eb_run(&s->inner, job, out, err);
 }
 
@@ -35,7 +35,8 @@ int eb_stats_new(const struct model *m, struct expert_backend inner, struct rout
     if (stats->n_moe_layers != m->n_moe_layers || stats->n_expert != m->hp.n_expert)
         return mp_error_set(err, MP_EINVAL,
                             "routing statistics of %d MoE layers x %d experts for a model of "
-                            "%d x %lld", stats->n_moe_layers, stats->n_expert, m->n_moe_layers,
+                            "%d x %lld",
+                            stats->n_moe_layers, stats->n_expert, m->n_moe_layers,
                             (long long)m->hp.n_expert);
     struct eb_stats *s = malloc(sizeof(*s));
     if (!s)

@@ -38,9 +38,8 @@ static int check_workers(int n_workers, const struct place_worker *w, struct mp_
                             PLACE_MAX_WORKERS);
     for (int i = 0; i < n_workers; i++) {
         if (!memchr(w[i].name, 0, PLACE_NAME_MAX) || !is_token(w[i].name, ""))
-            return mp_error_set(err, MP_EINVAL,
-                                "worker %d: name must be 1 to %d of [A-Za-z0-9._-]", i + 1,
-                                PLACE_NAME_MAX - 1);
+            return mp_error_set(err, MP_EINVAL, "worker %d: name must be 1 to %d of [A-Za-z0-9._-]",
+                                i + 1, PLACE_NAME_MAX - 1);
         if (w[i].cores < 0)
             return mp_error_set(err, MP_EINVAL, "worker %s: negative cores", w[i].name);
         for (int j = 0; j < i; j++)
@@ -88,8 +87,8 @@ void place_free(struct placement *p)
 int place_new_for_model(const struct model *m, int n_workers, const struct place_worker *workers,
                         struct placement **out, struct mp_error *err)
 {
-    int rc = place_new(m->arch->name, m->n_moe_layers, (int)m->hp.n_expert, n_workers, workers,
-                       out, err);
+    int rc = place_new(m->arch->name, m->n_moe_layers, (int)m->hp.n_expert, n_workers, workers, out,
+                       err);
     if (!rc)
         fingerprint_hex(fingerprint_gguf(m->gguf), (*out)->fingerprint);
     return rc;
@@ -146,10 +145,9 @@ int place_check_model(const struct placement *p, const struct model *m, const ch
         return mp_error_set(err, MP_EINVAL, "placement is for %s, the model is %s", p->arch,
                             m->arch->name);
     if (p->n_moe_layers != m->n_moe_layers || p->n_expert != m->hp.n_expert)
-        return mp_error_set(err, MP_EINVAL,
-                            "placement is for %d MoE layers x %d experts, the model has %d x %lld",
-                            p->n_moe_layers, p->n_expert, m->n_moe_layers,
-                            (long long)m->hp.n_expert);
+        return mp_error_set(
+            err, MP_EINVAL, "placement is for %d MoE layers x %d experts, the model has %d x %lld",
+            p->n_moe_layers, p->n_expert, m->n_moe_layers, (long long)m->hp.n_expert);
     char own[FINGERPRINT_HEX_LEN + 1];
     if (!fingerprint) {
         fingerprint_hex(fingerprint_gguf(m->gguf), own);
@@ -352,22 +350,24 @@ int place_save(const struct placement *p, const char *path, struct mp_error *err
 /* ---- loading ---- */
 
 /* Copies a string member (optional when `optional`) of at most n-1 bytes of allowed characters. */
-static int get_token(const cJSON *obj, const char *key, bool optional, const char *extra,
-                     char *dst, size_t n, const char *path, struct mp_error *err)
+static int get_token(const cJSON *obj, const char *key, bool optional, const char *extra, char *dst,
+                     size_t n, const char *path, struct mp_error *err)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!s && optional)
         return 0;
     if (!cJSON_IsString(s) || strlen(s->valuestring) >= n || !is_token(s->valuestring, extra))
-        return mp_error_set(err, MP_ECORRUPT, "%s: \"%s\" must be a name of 1 to %zu of "
-                            "[A-Za-z0-9._-%s]", path, key, n - 1, extra);
+        return mp_error_set(err, MP_ECORRUPT,
+                            "%s: \"%s\" must be a name of 1 to %zu of "
+                            "[A-Za-z0-9._-%s]",
+                            path, key, n - 1, extra);
     memcpy(dst, s->valuestring, strlen(s->valuestring) + 1);
     return 0;
 }
 
 /* Only the listed members: a misspelt key is an error, not a silently ignored setting. */
-static int only_keys(const cJSON *obj, const char *const *keys, const char *where,
-                     const char *path, struct mp_error *err)
+static int only_keys(const cJSON *obj, const char *const *keys, const char *where, const char *path,
+                     struct mp_error *err)
 {
     const cJSON *item;
     cJSON_ArrayForEach(item, obj)
@@ -446,9 +446,10 @@ static int load_model(const cJSON *root, char *arch, uint64_t *n_layers, uint64_
     if (!rc && (json_get_u64(m, "n_moe_layers", n_layers) ||
                 json_get_u64(m, "n_expert", n_expert) || *n_layers < 1 ||
                 *n_layers > PLACE_MAX_LAYERS || *n_expert < 1 || *n_expert > PLACE_MAX_EXPERTS))
-        rc = mp_error_set(err, MP_ECORRUPT,
-                          "%s: model: \"n_moe_layers\" and \"n_expert\" must be counts from 1 to %d",
-                          path, PLACE_MAX_LAYERS);
+        rc =
+            mp_error_set(err, MP_ECORRUPT,
+                         "%s: model: \"n_moe_layers\" and \"n_expert\" must be counts from 1 to %d",
+                         path, PLACE_MAX_LAYERS);
     return rc;
 }
 
@@ -458,28 +459,28 @@ static int load_entry(struct placement *p, const cJSON *entry, int l, int e, con
 {
     const cJSON *one = entry, *item, *list = cJSON_IsArray(entry) ? entry : NULL;
     if (cJSON_IsArray(entry) && cJSON_GetArraySize(entry) == 0)
-        return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: empty list of workers",
-                            path, l, e);
+        return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: empty list of workers", path,
+                            l, e);
     cJSON_ArrayForEach(item, list)
     {
         if (!cJSON_IsString(item))
-            return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: not a worker name",
-                                path, l, e);
+            return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: not a worker name", path,
+                                l, e);
         int w = place_worker_index(p, item->valuestring);
         if (w < 0)
             return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: unknown worker '%s'",
                                 path, l, e, item->valuestring);
         if (place_holds(p, l, e, w))
-            return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: worker '%s' twice",
-                                path, l, e, item->valuestring);
+            return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: worker '%s' twice", path,
+                                l, e, item->valuestring);
         place_add(p, l, e, w);
     }
     if (cJSON_IsArray(entry))
         return 0;
     if (!cJSON_IsString(one))
         return mp_error_set(err, MP_ECORRUPT,
-                            "%s: layer %d expert %d: must be a worker name or a list of them",
-                            path, l, e);
+                            "%s: layer %d expert %d: must be a worker name or a list of them", path,
+                            l, e);
     int w = place_worker_index(p, one->valuestring);
     if (w < 0)
         return mp_error_set(err, MP_ECORRUPT, "%s: layer %d expert %d: unknown worker '%s'", path,
@@ -501,8 +502,8 @@ static int load_layers(struct placement *p, const cJSON *root, const char *path,
     cJSON_ArrayForEach(layer, layers)
     {
         if (!cJSON_IsArray(layer) || cJSON_GetArraySize(layer) != p->n_expert)
-            return mp_error_set(err, MP_ECORRUPT, "%s: layer %d must list %d experts, has %d",
-                                path, l, p->n_expert,
+            return mp_error_set(err, MP_ECORRUPT, "%s: layer %d must list %d experts, has %d", path,
+                                l, p->n_expert,
                                 cJSON_IsArray(layer) ? cJSON_GetArraySize(layer) : 0);
         int e = 0;
         cJSON_ArrayForEach(entry, layer)
@@ -518,8 +519,8 @@ static int load_layers(struct placement *p, const cJSON *root, const char *path,
 static int load_root(const cJSON *root, const char *path, struct placement **out,
                      struct mp_error *err)
 {
-    static const char *const keys[] = {"format", "version", "model", "policy", "workers",
-                                       "layers", NULL};
+    static const char *const keys[] = {"format",  "version", "model", "policy",
+                                       "workers", "layers",  NULL};
     struct place_worker workers[PLACE_MAX_WORKERS] = {0};
     char arch[32] = "", fingerprint[80] = "", policy[32] = "";
     uint64_t n_layers = 0, n_expert = 0;

@@ -65,8 +65,7 @@ static int parse_worker(char *item, struct place_worker *w, struct mp_error *err
     snprintf(w->name, sizeof(w->name), "%s", name);
     while ((opt = strtok_r(NULL, ":", &save))) {
         char *end;
-        if (!strncmp(opt, "mem=", 4) && !plan_parse_size(opt + 4, &w->mem_bytes) &&
-            w->mem_bytes)
+        if (!strncmp(opt, "mem=", 4) && !plan_parse_size(opt + 4, &w->mem_bytes) && w->mem_bytes)
             continue;
         if (!strncmp(opt, "cores=", 6)) {
             long c = strtol(opt + 6, &end, 10);
@@ -131,8 +130,8 @@ struct planner {
     const struct plan_request *req;
     struct placement *p;
     uint64_t ebytes[PLACE_MAX_LAYERS_PLAN]; /* bytes of one expert per MoE layer */
-    uint64_t used[PLACE_MAX_WORKERS];      /* bytes given to each worker so far */
-    double share[PLACE_MAX_WORKERS];       /* capacity share of expert bytes, sums to 1 */
+    uint64_t used[PLACE_MAX_WORKERS];       /* bytes given to each worker so far */
+    double share[PLACE_MAX_WORKERS];        /* capacity share of expert bytes, sums to 1 */
 };
 
 static bool has_room(const struct planner *pl, int w, int l)
@@ -230,17 +229,14 @@ static int plan_fixed(struct planner *pl, struct mp_error *err)
     char b[32];
     for (int l = 0; l < pl->p->n_moe_layers; l++)
         for (int e = 0; e < n_e; e++) {
-            int primary = pl->req->policy == PLAN_STRIPED
-                              ? e % n_w
-                              : (int)((int64_t)e * n_w / n_e);
+            int primary = pl->req->policy == PLAN_STRIPED ? e % n_w : (int)((int64_t)e * n_w / n_e);
             for (int r = 0; r < pl->req->replicate; r++) {
                 int w = (primary + r) % n_w;
                 if (!has_room(pl, w, l))
                     return mp_error_set(err, MP_ERANGE,
                                         "%s: worker %s cannot hold its share (memory %s); try "
                                         "--policy capacity",
-                                        plan_policy_name(pl->req->policy),
-                                        pl->req->workers[w].name,
+                                        plan_policy_name(pl->req->policy), pl->req->workers[w].name,
                                         fmt_bytes(pl->req->workers[w].mem_bytes, b, sizeof(b)));
                 give(pl, l, e, w);
             }
@@ -292,7 +288,8 @@ static int pick_balanced(const struct planner *pl, int l, int e, double a, const
     int best = -1;
     double best_load = 0, best_count = 0;
     for (int w = 0; w < pl->req->n_workers; w++) {
-        if (!has_room(pl, w, l) || place_holds(pl->p, l, e, w) || (!ignore_cap && count[w] >= cap[w]))
+        if (!has_room(pl, w, l) || place_holds(pl->p, l, e, w) ||
+            (!ignore_cap && count[w] >= cap[w]))
             continue;
         double lw = (load[w] + a) / pl->share[w], cw = (count[w] + 1) / pl->share[w];
         if (best < 0 || lw < best_load || (lw == best_load && cw < best_count)) {
@@ -427,7 +424,8 @@ int plan_make(const struct model *m, const struct plan_request *req, struct plac
               struct mp_error *err)
 {
     if (req->replicate < 1 || req->replicate > req->n_workers)
-        return mp_error_set(err, MP_ERANGE, "--replicate %d: must be 1 to the number of workers (%d)",
+        return mp_error_set(err, MP_ERANGE,
+                            "--replicate %d: must be 1 to the number of workers (%d)",
                             req->replicate, req->n_workers);
     if (m->n_moe_layers > PLACE_MAX_LAYERS_PLAN)
         return mp_error_set(err, MP_ERANGE, "%d MoE layers: too many", m->n_moe_layers);

@@ -24,8 +24,9 @@ int rstats_new(const char *arch, int n_moe_layers, int n_expert, struct routing_
 {
     if (n_moe_layers < 1 || n_moe_layers > RSTATS_MAX_LAYERS || n_expert < 1 ||
         n_expert > RSTATS_MAX_EXPERTS)
-        return mp_error_set(err, MP_ERANGE, "routing stats: %d MoE layers x %d experts out of range",
-                            n_moe_layers, n_expert);
+        return mp_error_set(err, MP_ERANGE,
+                            "routing stats: %d MoE layers x %d experts out of range", n_moe_layers,
+                            n_expert);
     struct routing_stats *s = calloc(1, sizeof(*s));
     size_t n_le = (size_t)n_moe_layers * (size_t)n_expert;
     if (s) {
@@ -103,8 +104,7 @@ int rstats_record(struct routing_stats *s, int layer, int n_tokens, int k, const
     return 0;
 }
 
-int rstats_merge(struct routing_stats *dst, const struct routing_stats *src,
-                 struct mp_error *err)
+int rstats_merge(struct routing_stats *dst, const struct routing_stats *src, struct mp_error *err)
 {
     if (dst->n_moe_layers != src->n_moe_layers || dst->n_expert != src->n_expert)
         return mp_error_set(err, MP_EINVAL,
@@ -266,8 +266,8 @@ int rstats_load(const char *path, struct routing_stats **out, struct mp_error *e
     if (!rc && n_layers <= RSTATS_MAX_LAYERS && n_expert <= RSTATS_MAX_EXPERTS)
         rc = rstats_new(arch ? arch->valuestring : "", (int)n_layers, (int)n_expert, &s, err);
     else if (!rc)
-        rc = mp_error_set(err, MP_ECORRUPT, "%s: %llu MoE layers x %llu experts out of range",
-                          path, (unsigned long long)n_layers, (unsigned long long)n_expert);
+        rc = mp_error_set(err, MP_ECORRUPT, "%s: %llu MoE layers x %llu experts out of range", path,
+                          (unsigned long long)n_layers, (unsigned long long)n_expert);
     if (!rc)
         rc = load_layers(root, s, path, err);
     cJSON_Delete(root);

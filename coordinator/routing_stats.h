@@ -37,8 +37,7 @@ int rstats_record(struct routing_stats *s, int layer, int n_tokens, int k, const
                   struct mp_error *err);
 
 /* Adds src's counts to dst; shapes (and architectures, when both known) must match. */
-int rstats_merge(struct routing_stats *dst, const struct routing_stats *src,
-                 struct mp_error *err);
+int rstats_merge(struct routing_stats *dst, const struct routing_stats *src, struct mp_error *err);
 
 int rstats_save(struct routing_stats *s, const char *path, struct mp_error *err);
 /* Reads and checks a stats file (shape, counts consistent: no pair above either count). */

@@ -5,7 +5,7 @@
 #   deploy/netns.sh [--tag T] exec HOST CMD [ARG...]    HOST: h1..hN (or 1..N)
 #   deploy/netns.sh [--tag T] ip HOST                   the host's address (10.77.0.N)
 #   deploy/netns.sh [--tag T] list                      hosts, addresses, link emulation
-#   deploy/netns.sh [--tag T] down                      end the hosts' processes, remove all `up` made
+#   deploy/netns.sh [--tag T] down                      end the hosts' processes, undo `up`
 #
 # Layout: a namespace mp-T-lan holds the bridge "lan"; each host is a namespace mp-T-hI whose
 # eth0 (10.77.0.I/24) is a veth pair with its other end "hI" on the bridge. Nothing is created in
@@ -151,7 +151,8 @@ while [ $# -gt 0 ]; do
 done
 case $TAG in '' | *[!a-z0-9]*) die "tag must be lower-case letters and digits" ;; esac
 [ ${#TAG} -le 16 ] || die "tag: at most 16 characters"
-[ $# -ge 1 ] || die "usage: netns.sh [--tag T] up N [options] | exec HOST CMD... | ip HOST | list | down"
+[ $# -ge 1 ] ||
+    die "usage: netns.sh [--tag T] up N [options] | exec HOST CMD... | ip HOST | list | down"
 
 cmd=$1
 shift

@@ -11,6 +11,7 @@
 #include "kernels/kq_impl.h"
 
 static struct kq_format table[KQ_TYPE_COUNT];
+static struct kq_vec vec = {kq_mad_rows_f16_ref};
 static enum kq_level current_level;
 static bool initialized;
 
@@ -79,10 +80,11 @@ enum kq_level kq_init_level(enum kq_level level)
     if (level > f.level)
         level = f.level;
     memcpy(table, kq_ref_table, sizeof(table));
+    vec = (struct kq_vec){kq_mad_rows_f16_ref};
     if (level >= KQ_LEVEL_AVX2)
-        kq_register_avx2(table);
+        kq_register_avx2(table, &vec);
     if (level >= KQ_LEVEL_AVX512)
-        kq_register_avx512(table, &f);
+        kq_register_avx512(table, &vec, &f);
     current_level = level;
     initialized = true;
     return level;
@@ -117,6 +119,12 @@ size_t kq_row_bytes(uint32_t type, int64_t n)
     if (!f || n < 0 || n % f->block_elems != 0)
         return 0;
     return (size_t)(n / f->block_elems) * (size_t)f->block_bytes;
+}
+
+void kq_mad_rows_f16(int64_t n, int64_t n_rows, float *y, const float *p, const uint16_t *v,
+                     size_t v_stride)
+{
+    vec.mad_rows_f16(n, n_rows, y, p, v, v_stride);
 }
 
 const char *kq_simd_name(void)

@@ -90,6 +90,13 @@ size_t kq_row_bytes(uint32_t type, int64_t n);
 /* Name of the SIMD level in use ("avx512", "avx2", "ref"); for logs and `inspect`. */
 const char *kq_simd_name(void);
 
+/* Attention's weighted sum over an F16 value cache: y[i] += p[j]·v[j][i] for rows j = 0..n_rows-1
+ * in order, row j at v + j·v_stride halves, n elements each. Each term is one multiply and one
+ * add (no fused multiply-add), so every SIMD level gives the reference's bits. Dispatched like
+ * the table (kq_init). */
+void kq_mad_rows_f16(int64_t n, int64_t n_rows, float *y, const float *p, const uint16_t *v,
+                     size_t v_stride);
+
 /* Half and bfloat16 conversion, round-to-nearest-even, as ggml does (docs/gguf.md §3). */
 float kq_f16_to_f32(uint16_t h);
 uint16_t kq_f32_to_f16(float f);

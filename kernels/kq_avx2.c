@@ -475,8 +475,46 @@ static void quantize_q8_K_avx2(const float *x, void *blocks, int64_t n)
     }
 }
 
-void kq_register_avx2(struct kq_format *table)
+static inline const uint8_t *half_at(const uint16_t *p)
 {
+    return (const uint8_t *)p;
+}
+
+/* Attention's weighted V sum: 32 outputs at a time stay in registers across all rows (a scalar
+ * tail for n not a multiple of 8); per element the terms are added in row order with a separate
+ * multiply and add, as the reference. */
+static void mad_rows_f16_avx2(int64_t n, int64_t n_rows, float *y, const float *p,
+                              const uint16_t *v, size_t v_stride)
+{
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 acc[4];
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_loadu_ps(y + i + 8 * k);
+        const uint16_t *row = v + i;
+        for (int64_t j = 0; j < n_rows; j++, row += v_stride) {
+            const __m256 pj = _mm256_set1_ps(p[j]);
+            #pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(pj, load_f16x8(half_at(row + 8 * k))));
+        }
+        for (int k = 0; k < 4; k++)
+            _mm256_storeu_ps(y + i + 8 * k, acc[k]);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(y + i);
+        for (int64_t j = 0; j < n_rows; j++)
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(p[j]),
+                                                   load_f16x8(half_at(v + j * v_stride + i))));
+        _mm256_storeu_ps(y + i, acc);
+    }
+    if (i < n)
+        kq_mad_rows_f16_ref(n - i, n_rows, y + i, p, v + i, v_stride);
+}
+
+void kq_register_avx2(struct kq_format *table, struct kq_vec *vec)
+{
+    vec->mad_rows_f16 = mad_rows_f16_avx2;
     table[KQ_Q4_K].dot = dot_q4_K_q8_K_avx2;
     table[KQ_Q5_K].dot = dot_q5_K_q8_K_avx2;
     table[KQ_Q6_K].dot = dot_q6_K_q8_K_avx2;

@@ -54,12 +54,17 @@ static inline __m512i scale_ctrl(int lo, int hi)
     return _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1);
 }
 
-/* Σ_g bsums[g]·m[g/2] as 8 lanes (bsums pairs times the 8 mins). */
-static inline __m256i mins_times_bsums(const struct kq_block_q8_K *y, uint64_t mn)
+/* The 8 mins of a block as 16 words, each twice (m0 m0 m1 m1 ...): one VPMADDWD with the 16
+ * bsums then gives Σ_g bsums[g]·m[g/2] per pair of bsums, the mins term, in 8 exact lanes. */
+static inline __m256i mins_dup16(uint64_t mn)
 {
-    const __m256i pairs = _mm256_madd_epi16(load256(KQ_Q8K_BSUMS(y)), _mm256_set1_epi16(1));
-    const __m256i m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn));
-    return _mm256_mullo_epi32(pairs, m);
+    const __m128i dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)mn), dup));
+}
+
+static inline __m256i mins_times_bsums(const struct kq_block_q8_K *y, __m256i mins16)
+{
+    return _mm256_madd_epi16(load256(KQ_Q8K_BSUMS(y)), mins16);
 }
 
 /* Q4_K, Q6_K and Q8_0 come as one body per format instantiated for 1 token (`dot`) and 4 tokens
@@ -96,6 +101,7 @@ static KQ_ALWAYS_INLINE void dot_q4_K_n(int nt, int64_t n, float *s, const void 
         uint64_t sc, mn;
         unpack_scales_k4(x[i].scales, &sc, &mn);
         const __m512i scv = _mm512_set1_epi64((long long)sc);
+        const __m256i mins16 = mins_dup16(mn);
         __m512i isum[MAX_NT];
         #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
@@ -116,7 +122,7 @@ static KQ_ALWAYS_INLINE void dot_q4_K_n(int nt, int64_t n, float *s, const void 
         for (int t = 0; t < nt; t++) {
             const float d = xd * y[t][i].d, dmin = xdmin * y[t][i].d;
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(d), acc[t]);
-            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[t][i], mn)),
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[t][i], mins16)),
                                       _mm256_set1_ps(dmin), accm[t]);
         }
     }
@@ -168,7 +174,7 @@ static void dot_q5_K_q8_K_avx512(int64_t n, float *s, const void *w, const void 
         }
         const float d = f16(x[i].d) * y[i].d, dmin = f16(x[i].dmin) * y[i].d;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[i], mn)),
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_times_bsums(&y[i], mins_dup16(mn))),
                                _mm256_set1_ps(dmin), accm);
     }
     *s = _mm512_reduce_add_ps(acc) - hsum256(accm);
@@ -488,8 +494,37 @@ static void quantize_q8_K_avx512(const float *x, void *blocks, int64_t n)
     }
 }
 
-void kq_register_avx512(struct kq_format *table, const struct cpu_features *f)
+/* Attention's weighted V sum: 64 outputs at a time stay in registers across all rows; per
+ * element the terms are added in row order with a separate multiply and add, as the reference. */
+static void mad_rows_f16_avx512(int64_t n, int64_t n_rows, float *y, const float *p,
+                                const uint16_t *v, size_t v_stride)
 {
+    for (int64_t i = 0; i < n; i += 64) {
+        __mmask16 m[4];
+        __m512 acc[4];
+        for (int k = 0; k < 4; k++) {
+            const int64_t left = n - i - 16 * k;
+            m[k] = left >= 16 ? 0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            acc[k] = _mm512_maskz_loadu_ps(m[k], y + i + 16 * k);
+        }
+        const uint16_t *row = v + i;
+        for (int64_t j = 0; j < n_rows; j++, row += v_stride) {
+            const __m512 pj = _mm512_set1_ps(p[j]);
+            #pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+            {
+                const __m512 vk = load_f16x16((const uint8_t *)(row + 16 * k), m[k]);
+                acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(pj, vk));
+            }
+        }
+        for (int k = 0; k < 4; k++)
+            _mm512_mask_storeu_ps(y + i + 16 * k, m[k], acc[k]);
+    }
+}
+
+void kq_register_avx512(struct kq_format *table, struct kq_vec *vec, const struct cpu_features *f)
+{
+    vec->mad_rows_f16 = mad_rows_f16_avx512;
     table[KQ_Q4_K].dot = dot_q4_K_q8_K_avx512;
     table[KQ_Q5_K].dot = dot_q5_K_q8_K_avx512;
     table[KQ_Q6_K].dot = dot_q6_K_q8_K_avx512;

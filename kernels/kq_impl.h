@@ -93,9 +93,20 @@ enum kq_level kq_init_level(enum kq_level level);
 /* Name of a level ("ref", "avx2", "avx512"). */
 const char *kq_level_name(enum kq_level level);
 
+/* Kernels outside the per-format table (attention over the F16 KV cache), same dispatch. */
+typedef void (*kq_mad_rows_fn)(int64_t n, int64_t n_rows, float *y, const float *p,
+                               const uint16_t *v, size_t v_stride);
+struct kq_vec {
+    kq_mad_rows_fn mad_rows_f16;
+};
+
 /* Overwrite the entries an ISA file speeds up (kq_avx2.c, kq_avx512.c). */
-void kq_register_avx2(struct kq_format *table);
-void kq_register_avx512(struct kq_format *table, const struct cpu_features *f);
+void kq_register_avx2(struct kq_format *table, struct kq_vec *vec);
+void kq_register_avx512(struct kq_format *table, struct kq_vec *vec, const struct cpu_features *f);
+
+/* The reference kq_vec kernels (kq_ref.c). */
+void kq_mad_rows_f16_ref(int64_t n, int64_t n_rows, float *y, const float *p, const uint16_t *v,
+                         size_t v_stride);
 
 /* Reference kernels that SIMD files fall back to or tests compare against. */
 void kq_quantize_q8_0_ref(const float *x, void *blocks, int64_t n);

@@ -329,6 +329,14 @@ static float dot_halves(int64_t n, const void *w, const void *a, float (*widen)(
     return reduce_lanes(lanes);
 }
 
+void kq_mad_rows_f16_ref(int64_t n, int64_t n_rows, float *y, const float *p, const uint16_t *v,
+                         size_t v_stride)
+{
+    for (int64_t j = 0; j < n_rows; j++, v += v_stride)
+        for (int64_t i = 0; i < n; i++)
+            y[i] += p[j] * kq_f16_to_f32(v[i]);
+}
+
 static void dot_f16_ref(int64_t n, float *s, const void *w, const void *a)
 {
     *s = dot_halves(n, w, a, kq_f16_to_f32);

@@ -3,13 +3,15 @@
  * table then serves every format. */
 #include "kernels/kq_impl.h"
 
-void kq_register_avx2(struct kq_format *table)
+void kq_register_avx2(struct kq_format *table, struct kq_vec *vec)
 {
     (void)table;
+    (void)vec;
 }
 
-void kq_register_avx512(struct kq_format *table, const struct cpu_features *f)
+void kq_register_avx512(struct kq_format *table, struct kq_vec *vec, const struct cpu_features *f)
 {
     (void)table;
+    (void)vec;
     (void)f;
 }

@@ -444,10 +444,37 @@ static void test_dot4(const char *level)
     free(x);
 }
 
+/* The weighted F16 row sum (attention's V sum) equals the reference bit for bit, for widths that
+ * leave SIMD tails, strided rows (several heads per cache row) and a nonzero starting y. */
+static void test_mad_rows(const char *level)
+{
+    static const int64_t widths[] = {1, 7, 8, 16, 33, 64, 80, 128, 200};
+    const int64_t n_rows = 37, stride = 260;
+    float *x = xmalloc((size_t)(n_rows * stride) * sizeof(float)), p[37];
+    uint16_t *v = xmalloc((size_t)(n_rows * stride) * sizeof(uint16_t));
+    float y1[200], y2[200];
+    rng_seed(4242);
+    gen_floats(x, n_rows * stride);
+    for (int64_t i = 0; i < n_rows * stride; i++)
+        v[i] = kq_f32_to_f16(x[i]);
+    gen_floats(p, n_rows);
+    for (size_t w = 0; w < sizeof(widths) / sizeof(widths[0]); w++) {
+        const int64_t n = widths[w];
+        gen_floats(y1, n);
+        memcpy(y2, y1, (size_t)n * sizeof(float));
+        kq_mad_rows_f16_ref(n, n_rows, y1, p, v + 3, (size_t)stride);
+        kq_mad_rows_f16(n, n_rows, y2, p, v + 3, (size_t)stride);
+        CHECK(!memcmp(y1, y2, (size_t)n * sizeof(float)),
+              "[%s] mad_rows_f16 n=%lld differs from ref", level, (long long)n);
+    }
+    free(v);
+    free(x);
+}
+
 /* matmul and convert over a pool equal per-row dots and per-row conversion exactly. */
 static void test_matmul(const char *level, struct tp_pool *pool)
 {
-    static const int n_toks[] = {1, 2, 5, 17};
+    static const int n_toks[] = {1, 2, 3, 5, 7, 17};
     const int64_t K = 512, M = 67;
     const int max_tok = 17;
     float *x = xmalloc((size_t)(max_tok * K) * sizeof(float));
@@ -539,6 +566,53 @@ static void test_pool(void)
     tp_free(NULL);
 }
 
+/* kq_matmul_multi: more products than one step takes (64), every format, single tokens and
+ * batches, token lists, an empty product; each output equal to the level's dot. */
+static void test_matmul_multi(const char *level, struct tp_pool *pool)
+{
+    enum { N_MM = 70, K = 256, MAX_TOK = 5 };
+    struct kq_matrix W[N_MM];
+    struct kq_mm mm[N_MM];
+    uint8_t *w[N_MM], *xq[N_MM];
+    float *y[N_MM], x[MAX_TOK * K];
+    static const int32_t rows[MAX_TOK] = {4, 0, 2, 1, 3};
+    rng_seed(31337);
+    gen_floats(x, MAX_TOK * K);
+    for (int i = 0; i < N_MM; i++) {
+        const enum kq_type type = computable[i % N_COMPUTABLE];
+        const int64_t M = 1 + (i * 37) % 90;
+        const size_t act_stride = kq_act_row_bytes(type, K);
+        const int n_tok = i % 4 == 3 ? 0 : 1 + (i % 3) * 2;
+        w[i] = xmalloc((size_t)M * K * 4);
+        xq[i] = xmalloc(act_stride * MAX_TOK);
+        y[i] = xmalloc((size_t)(M * MAX_TOK) * sizeof(float));
+        gen_weights(type, w[i], M * K);
+        float xf[MAX_TOK * K];
+        memcpy(xf, x, sizeof(xf));
+        fit_type(kq_format(type)->act_type, xf, MAX_TOK * K);
+        kq_convert_act(NULL, type, xf, K, MAX_TOK, K, xq[i], act_stride);
+        W[i] = (struct kq_matrix){w[i], type, K, M, kq_row_bytes(type, K)};
+        mm[i] = (struct kq_mm){&W[i], xq[i], act_stride, i % 2 ? rows : NULL, n_tok, y[i],
+                               (size_t)M};
+    }
+    kq_matmul_multi(pool, N_MM, mm);
+    for (int i = 0; i < N_MM; i++) {
+        const struct kq_format *f = kq_format(W[i].type);
+        for (int t = 0; t < mm[i].n_tok; t++)
+            for (int64_t m = 0; m < W[i].n_rows; m++) {
+                float s;
+                const int src = mm[i].rows ? mm[i].rows[t] : t;
+                f->dot(K, &s, w[i] + (size_t)m * W[i].row_bytes, xq[i] + src * mm[i].act_stride);
+                CHECK(s == y[i][(size_t)t * W[i].n_rows + (size_t)m],
+                      "[%s] %s matmul_multi product %d t=%d m=%lld", level, f->name, i, t,
+                      (long long)m);
+            }
+        free(w[i]);
+        free(xq[i]);
+        free(y[i]);
+    }
+}
+
 /* kq_init honours MOEPOOL_SIMD (ctest runs this binary once more with MOEPOOL_SIMD=avx2). */
 static void test_simd_cap(void)
 {
@@ -568,9 +642,11 @@ int main(void)
         test_bit_identical(level);
         test_dots(level);
         test_dot4(level);
+        test_mad_rows(level);
         for (int nth = 1; nth <= 2; nth++) {
             struct tp_pool *pool = tp_new(nth);
             test_matmul(level, pool);
+            test_matmul_multi(level, pool);
             tp_free(pool);
         }
         printf("kq_test: level %-6s %s\n", level, n_fail == before ? "ok" : "FAILED");

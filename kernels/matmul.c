@@ -6,7 +6,8 @@
  * For a batch, each chunk of weight rows is multiplied by all tokens before moving on, so the
  * chunk is read from memory once per batch and then from L1/L2 (CHUNK_ROWS below). Where the
  * format has a `dot4`, tokens go four at a time through it, so each weight block is decoded once
- * per four tokens; dot4 equals `dot` bit for bit, so outputs do not depend on the batch. */
+ * per four tokens (a tail of three too, padded); dot4 equals `dot` bit for bit, so outputs
+ * do not depend on the batch. */
 #include <stdatomic.h>
 
 #include "kernels/matmul.h"
@@ -14,7 +15,7 @@
 /* Rows per chunk for batches: 16 rows of a 4096-wide Q8_0 matrix are 70 KB, so a chunk stays in
  * L2 while every token passes over it; 16 floats of y also fill exactly one cache line. */
 #define CHUNK_ROWS 16
-/* Chunks per thread for a single token: enough to even out threads that get descheduled. */
+/* Chunks per thread and step for single tokens: enough to even out threads that get descheduled. */
 #define CHUNKS_PER_THREAD 8
 /* Below this many elements converting activations on one thread beats waking the pool. */
 #define CONVERT_INLINE_ELEMS 65536
@@ -81,29 +82,43 @@ struct matmul_job {
     float *y;
     size_t y_stride;
     int64_t chunk_rows;
-    _Atomic int64_t next_chunk;
 };
+
+/* From this many tokens left, a dot4 with the last token repeated beats single dots: a Q4_K block
+ * costs 4 x 3.8 ns through dot4 against 3 x 6.8 ns through dot for three tokens (L2-resident
+ * microbenchmark, docs/perf.md), but 2 x 6.8 ns for two. */
+#define DOT4_MIN_TAIL 3
+
+/* Tokens t..t+3 through dot4; past n_tok the last token is repeated and its extra results are
+ * dropped (dot4's outputs equal dot's, so padding changes nothing). */
+static void chunk_dot4(const struct matmul_job *job, int t, int64_t r0, int64_t r1)
+{
+    const struct kq_matrix *W = job->W;
+    const uint8_t *wdata = W->data;
+    const int n = job->n_tok - t < 4 ? job->n_tok - t : 4;
+    const void *a[4];
+    float *y[4];
+    for (int k = 0; k < 4; k++) {
+        const int tk = t + (k < n ? k : n - 1);
+        const int64_t src = job->rows ? job->rows[tk] : tk;
+        a[k] = job->xq + (size_t)src * job->act_stride;
+        y[k] = job->y + (size_t)tk * job->y_stride;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        float s[4];
+        job->dot4(W->n_cols, s, wdata + (size_t)r * W->row_bytes, a);
+        for (int k = 0; k < n; k++)
+            y[k][r] = s[k];
+    }
+}
 
 static void matmul_chunk(const struct matmul_job *job, int64_t r0, int64_t r1)
 {
     const struct kq_matrix *W = job->W;
     const uint8_t *wdata = W->data;
     int t = 0;
-    for (; job->dot4 && t + 4 <= job->n_tok; t += 4) {
-        const void *a[4];
-        float *y[4];
-        for (int k = 0; k < 4; k++) {
-            const int64_t src = job->rows ? job->rows[t + k] : t + k;
-            a[k] = job->xq + (size_t)src * job->act_stride;
-            y[k] = job->y + (size_t)(t + k) * job->y_stride;
-        }
-        for (int64_t r = r0; r < r1; r++) {
-            float s[4];
-            job->dot4(W->n_cols, s, wdata + (size_t)r * W->row_bytes, a);
-            for (int k = 0; k < 4; k++)
-                y[k][r] = s[k];
-        }
-    }
+    for (; job->dot4 && job->n_tok - t >= DOT4_MIN_TAIL; t += 4)
+        chunk_dot4(job, t, r0, r1);
     for (; t < job->n_tok; t++) {
         const int64_t src = job->rows ? job->rows[t] : t;
         const uint8_t *a = job->xq + (size_t)src * job->act_stride;
@@ -113,54 +128,95 @@ static void matmul_chunk(const struct matmul_job *job, int64_t r0, int64_t r1)
     }
 }
 
-static void matmul_task(void *p, int ith, int nth)
+/* Products per parallel step; longer lists run as several steps. */
+#define MULTI_MAX 64
+
+struct multi_job {
+    int n;
+    struct matmul_job jobs[MULTI_MAX];
+    int64_t first_chunk[MULTI_MAX + 1]; /* global index of each product's first chunk */
+    _Atomic int64_t next_chunk;
+};
+
+/* Threads take global chunk indices in order; a chunk belongs to the product whose range holds
+ * it (products are few: a linear scan from the last one found). */
+static void multi_task(void *p, int ith, int nth)
 {
-    struct matmul_job *job = p;
+    struct multi_job *mj = p;
     (void)ith;
     (void)nth;
-    const int64_t n_rows = job->W->n_rows;
+    int j = 0;
     for (;;) {
-        const int64_t c = atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed);
-        const int64_t r0 = c * job->chunk_rows;
-        if (r0 >= n_rows)
+        const int64_t c = atomic_fetch_add_explicit(&mj->next_chunk, 1, memory_order_relaxed);
+        if (c >= mj->first_chunk[mj->n])
             return;
-        const int64_t r1 = r0 + job->chunk_rows < n_rows ? r0 + job->chunk_rows : n_rows;
-        matmul_chunk(job, r0, r1);
+        while (c >= mj->first_chunk[j + 1])
+            j++;
+        const struct matmul_job *job = &mj->jobs[j];
+        const int64_t r0 = (c - mj->first_chunk[j]) * job->chunk_rows;
+        const int64_t n_rows = job->W->n_rows;
+        matmul_chunk(job, r0, r0 + job->chunk_rows < n_rows ? r0 + job->chunk_rows : n_rows);
     }
 }
 
-static void matmul(struct tp_pool *pool, const struct kq_matrix *W, const void *xq,
-                   size_t act_stride, const int32_t *rows, int n_tok, float *y, size_t y_stride)
+/* Single tokens: rows are the only parallelism; chunks sized so the whole step has about
+ * CHUNKS_PER_THREAD per thread (few atomics), in whole cache lines of y. Batches: CHUNK_ROWS. */
+static int64_t chunk_rows_for(const struct kq_mm *mm, int64_t total_rows, int nth)
 {
-    const struct kq_format *f = kq_format(W->type);
-    if (!f || !f->dot || n_tok <= 0 || W->n_rows <= 0)
-        return;
+    if (mm->n_tok != 1)
+        return CHUNK_ROWS;
+    int64_t chunk = total_rows / ((int64_t)nth * CHUNKS_PER_THREAD);
+    chunk = (chunk + CHUNK_ROWS - 1) / CHUNK_ROWS * CHUNK_ROWS;
+    return chunk < CHUNK_ROWS ? CHUNK_ROWS : chunk;
+}
+
+static void multi_step(struct tp_pool *pool, int n, const struct kq_mm *mm)
+{
+    struct multi_job mj;
     const int nth = tp_n_threads(pool);
-    int64_t chunk = CHUNK_ROWS;
-    if (n_tok == 1) { /* decode: rows are the only parallelism; big chunks, few atomics */
-        chunk = W->n_rows / ((int64_t)nth * CHUNKS_PER_THREAD);
-        chunk = (chunk + CHUNK_ROWS - 1) / CHUNK_ROWS * CHUNK_ROWS;
-        if (chunk < CHUNK_ROWS)
-            chunk = CHUNK_ROWS;
+    int64_t total_rows = 0;
+    for (int i = 0; i < n; i++)
+        total_rows += mm[i].n_tok > 0 ? mm[i].W->n_rows : 0;
+    mj.n = 0;
+    mj.first_chunk[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const struct kq_format *f = kq_format(mm[i].W->type);
+        if (!f || !f->dot || mm[i].n_tok <= 0 || mm[i].W->n_rows <= 0)
+            continue;
+        const int64_t chunk = chunk_rows_for(&mm[i], total_rows, nth);
+        mj.jobs[mj.n] = (struct matmul_job){mm[i].W, f->dot, f->dot4, mm[i].xq,
+                                            mm[i].act_stride, mm[i].rows, mm[i].n_tok,
+                                            mm[i].y, mm[i].y_stride, chunk};
+        mj.first_chunk[mj.n + 1] = mj.first_chunk[mj.n] + (mm[i].W->n_rows + chunk - 1) / chunk;
+        mj.n++;
     }
-    struct matmul_job job = {W, f->dot, f->dot4, xq, act_stride, rows, n_tok, y, y_stride,
-                             chunk, 0};
-    if (nth == 1 || W->n_rows <= chunk)
-        matmul_task(&job, 0, 1);
+    if (mj.n == 0)
+        return;
+    atomic_init(&mj.next_chunk, 0);
+    if (nth == 1 || mj.first_chunk[mj.n] == 1)
+        multi_task(&mj, 0, 1);
     else
-        tp_run(pool, matmul_task, &job);
+        tp_run(pool, multi_task, &mj);
+}
+
+void kq_matmul_multi(struct tp_pool *pool, int n, const struct kq_mm *mm)
+{
+    for (int i = 0; i < n; i += MULTI_MAX)
+        multi_step(pool, n - i < MULTI_MAX ? n - i : MULTI_MAX, mm + i);
 }
 
 void kq_matmul(struct tp_pool *pool, const struct kq_matrix *W, const void *xq, size_t act_stride,
                int n_tok, float *y, size_t y_stride)
 {
-    matmul(pool, W, xq, act_stride, NULL, n_tok, y, y_stride);
+    const struct kq_mm mm = {W, xq, act_stride, NULL, n_tok, y, y_stride};
+    multi_step(pool, 1, &mm);
 }
 
 void kq_matmul_rows(struct tp_pool *pool, const struct kq_matrix *W, const void *xq,
                     size_t act_stride, const int32_t *rows, int n_tok, float *y, size_t y_stride)
 {
-    matmul(pool, W, xq, act_stride, rows, n_tok, y, y_stride);
+    const struct kq_mm mm = {W, xq, act_stride, rows, n_tok, y, y_stride};
+    multi_step(pool, 1, &mm);
 }
 
 size_t kq_act_row_bytes_max(int64_t n_cols)

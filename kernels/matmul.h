@@ -45,4 +45,21 @@ void kq_matmul(struct tp_pool *pool, const struct kq_matrix *W, const void *xq, 
 void kq_matmul_rows(struct tp_pool *pool, const struct kq_matrix *W, const void *xq,
                     size_t act_stride, const int32_t *rows, int n_tok, float *y, size_t y_stride);
 
+/* One product of a kq_matmul_multi step: as kq_matmul_rows, with rows NULL for token t = xq row t. */
+struct kq_mm {
+    const struct kq_matrix *W;
+    const void *xq;
+    size_t act_stride;
+    const int32_t *rows;
+    int n_tok;
+    float *y;
+    size_t y_stride;
+};
+
+/* Several independent products as one parallel step: their row chunks share one queue, so small
+ * matrices (q/k/v, an MoE layer's experts in decode) cost one wake-up and one barrier together
+ * instead of one each, and a thread that finishes one matrix moves on to the next. Outputs are
+ * the same as n separate kq_matmul_rows calls, bit for bit. */
+void kq_matmul_multi(struct tp_pool *pool, int n, const struct kq_mm *mm);
+
 #endif

@@ -4,7 +4,8 @@
  * to positions 0..pos of its own sequence, so one batch may mix sequences and prefill chunks.
  *
  * Numerics follow llama.cpp's CPU path for short batches: K and V stored as F16, Q rounded to F16
- * for the Q·K dot, softmax in F32 with a double sum, V accumulated in F32. */
+ * for the Q·K dot (the F16 table dot, lanes summed as ggml_vec_dot_f16 does), softmax in F32 with
+ * a double sum, V accumulated in F32 in position order. */
 #include <math.h>
 #include <string.h>
 
@@ -19,21 +20,25 @@ struct attn_ctx {
     float *out; /* [n_tok][n_head * head_dim] */
 };
 
+/* Per-head RMSNorm of Q and K, then RoPE with one set of angles per token for all its heads
+ * (head_dim <= 1024, checked at load, so n_rot/2 pairs fit). */
 static void normalise_and_rotate(struct fwd_state *st, int il, const struct fwd_batch *b)
 {
     const struct hparams *hp = &st->m->hp;
     const struct layer *L = &st->m->layers[il];
     const int64_t hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv[il] * hd;
+    float cs[1024];
     for (int t = 0; t < b->n_tokens; t++) {
+        op_rope_angles(cs, hp->n_rot, b->pos[t], hp->rope_base);
         for (int64_t h = 0; h < hp->n_head; h++) {
             float *qh = st->q + t * n_q + h * hd;
             op_rmsnorm(qh, qh, L->attn_q_norm, hd, hp->rms_eps);
-            op_rope_neox(qh, hp->n_rot, b->pos[t], hp->rope_base);
+            op_rope_neox_cs(qh, hp->n_rot, cs);
         }
         for (int64_t h = 0; h < hp->n_head_kv[il]; h++) {
             float *kh = st->k + t * n_kv + h * hd;
             op_rmsnorm(kh, kh, L->attn_k_norm, hd, hp->rms_eps);
-            op_rope_neox(kh, hp->n_rot, b->pos[t], hp->rope_base);
+            op_rope_neox_cs(kh, hp->n_rot, cs);
         }
     }
 }
@@ -41,17 +46,15 @@ static void normalise_and_rotate(struct fwd_state *st, int il, const struct fwd_
 static void store_kv(struct fwd_state *st, int il, const struct fwd_batch *b)
 {
     const int64_t n_kv = st->m->hp.n_head_kv[il] * st->m->hp.head_dim;
+    const struct kq_format *f16 = kq_format(KQ_F16);
     for (int t = 0; t < b->n_tokens; t++) {
-        uint16_t *k = b->seq[t]->k[il] + (size_t)b->pos[t] * n_kv;
-        uint16_t *v = b->seq[t]->v[il] + (size_t)b->pos[t] * n_kv;
-        for (int64_t i = 0; i < n_kv; i++) {
-            k[i] = kq_f32_to_f16(st->k[t * n_kv + i]);
-            v[i] = kq_f32_to_f16(st->v[t * n_kv + i]);
-        }
+        f16->from_f32(st->k + t * n_kv, b->seq[t]->k[il] + (size_t)b->pos[t] * n_kv, n_kv);
+        f16->from_f32(st->v + t * n_kv, b->seq[t]->v[il] + (size_t)b->pos[t] * n_kv, n_kv);
     }
 }
 
-/* One query head of one token against its sequence's cache. */
+/* One query head of one token against its sequence's cache: Q rounded to F16, scores through the
+ * table's F16 dot (the SIMD level's), softmax, then the weighted V sum kept in registers. */
 static void attend(struct attn_ctx *c, int t, int64_t h, float *scores)
 {
     const struct hparams *hp = &c->st->m->hp;
@@ -61,24 +64,19 @@ static void attend(struct attn_ctx *c, int t, int64_t h, float *scores)
     const int32_t n = c->b->pos[t] + 1;
     const float *q = c->st->q + t * hp->n_head * hd + h * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    float qr[1024];
-    for (int64_t d = 0; d < hd; d++)
-        qr[d] = kq_f16_to_f32(kq_f32_to_f16(q[d]));
-    for (int32_t j = 0; j < n; j++) {
-        const uint16_t *k = s->k[c->il] + (size_t)j * n_kv + kv_head * hd;
-        float dot = 0.0f;
-        for (int64_t d = 0; d < hd; d++)
-            dot += qr[d] * kq_f16_to_f32(k[d]);
+    const struct kq_format *f16 = kq_format(KQ_F16);
+    uint16_t qh[1024];
+    f16->from_f32(q, qh, hd);
+    const uint16_t *k = s->k[c->il] + kv_head * hd;
+    for (int32_t j = 0; j < n; j++, k += n_kv) {
+        float dot;
+        f16->dot(hd, &dot, k, qh);
         scores[j] = dot * scale;
     }
     op_softmax(scores, n);
     float *out = c->out + t * hp->n_head * hd + h * hd;
     memset(out, 0, (size_t)hd * sizeof(float));
-    for (int32_t j = 0; j < n; j++) {
-        const uint16_t *v = s->v[c->il] + (size_t)j * n_kv + kv_head * hd;
-        for (int64_t d = 0; d < hd; d++)
-            out[d] += scores[j] * kq_f16_to_f32(v[d]);
-    }
+    kq_mad_rows_f16(hd, n, out, scores, s->v[c->il] + kv_head * hd, (size_t)n_kv);
 }
 
 static void attend_task(void *ctx, int ith, int nth)

@@ -33,6 +33,9 @@ struct eb_local {
     float *gate, *up; /* [n_max * k][n_ff_exp] */
     float *y;        /* [n_max * k][n_embd] one expert's outputs */
     float *slots;    /* [n_max * k][n_embd] every pair's expert output */
+    struct kq_matrix *mat; /* [3 n_expert] gate, up, down of each used expert */
+    struct kq_mm *mm;      /* [2 n_expert] gate and up products */
+    struct kq_mm *down;    /* [n_expert] down products */
 };
 
 static int group_by_expert(struct eb_local *b, const struct eb_job *job, struct mp_error *err)
@@ -76,22 +79,41 @@ static struct kq_matrix held(const struct expert_matrix *x, const uint8_t *data)
     return w;
 }
 
-static void run_expert(struct eb_local *b, int layer, const struct layer *L, int64_t e,
-                       const void *xq_up)
+/* Every used expert at once, in three parallel steps whatever the number of experts: gate and up
+ * of all experts (one row-chunk queue, kq_matmul_multi), SwiGLU and the down conversion over every
+ * grouped pair's row, all downs. Grouped pair p keeps row p of gate/up/hq/y. */
+static void run_experts(struct eb_local *b, int layer, const struct layer *L, const void *xq_up)
 {
     const int64_t n_ff = b->m->hp.n_ff_exp, n_embd = b->m->hp.n_embd;
-    const int n = b->count[e];
-    const int32_t *rows = b->rows + b->start[e];
-    const struct expert_weights *w = expert_table_get(b->table, layer, e);
-    struct kq_matrix gate = held(&L->gate_exps, w->gate), up = held(&L->up_exps, w->up);
-    struct kq_matrix down = held(&L->down_exps, w->down);
-    kq_matmul_rows(b->tp, &gate, b->xq_gate, b->xq_stride, rows, n, b->gate, (size_t)n_ff);
-    kq_matmul_rows(b->tp, &up, xq_up, b->xq_stride, rows, n, b->up, (size_t)n_ff);
-    op_swiglu(b->gate, b->up, n * n_ff);
-    kq_convert_act(b->tp, down.type, b->gate, (size_t)n_ff, n, n_ff, b->hq, b->hq_stride);
-    kq_matmul(b->tp, &down, b->hq, b->hq_stride, n, b->y, (size_t)n_embd);
-    for (int i = 0; i < n; i++)
-        memcpy(b->slots + (size_t)b->slot[b->start[e] + i] * n_embd, b->y + (size_t)i * n_embd,
+    int n_mm = 0, n_grouped = 0;
+    for (int64_t e = 0; e < b->m->hp.n_expert; e++) {
+        const int n = b->count[e];
+        if (!n)
+            continue;
+        const int32_t *rows = b->rows + b->start[e];
+        const size_t at = (size_t)b->start[e];
+        const struct expert_weights *w = expert_table_get(b->table, layer, e);
+        struct kq_matrix *mat = b->mat + 3 * n_mm;
+        mat[0] = held(&L->gate_exps, w->gate);
+        mat[1] = held(&L->up_exps, w->up);
+        mat[2] = held(&L->down_exps, w->down);
+        b->mm[2 * n_mm] = (struct kq_mm){&mat[0], b->xq_gate, b->xq_stride, rows, n,
+                                         b->gate + at * n_ff, (size_t)n_ff};
+        b->mm[2 * n_mm + 1] = (struct kq_mm){&mat[1], xq_up, b->xq_stride, rows, n,
+                                             b->up + at * n_ff, (size_t)n_ff};
+        const uint8_t *hq = (const uint8_t *)b->hq + at * b->hq_stride;
+        b->down[n_mm] = (struct kq_mm){&mat[2], hq, b->hq_stride, NULL, n, b->y + at * n_embd,
+                                       (size_t)n_embd};
+        n_mm++;
+        n_grouped += n;
+    }
+    kq_matmul_multi(b->tp, 2 * n_mm, b->mm);
+    op_swiglu(b->gate, b->up, n_grouped * n_ff);
+    kq_convert_act(b->tp, L->down_exps.type, b->gate, (size_t)n_ff, n_grouped, n_ff, b->hq,
+                   b->hq_stride);
+    kq_matmul_multi(b->tp, n_mm, b->down);
+    for (int p = 0; p < n_grouped; p++)
+        memcpy(b->slots + (size_t)b->slot[p] * n_embd, b->y + (size_t)p * n_embd,
                (size_t)n_embd * sizeof(float));
 }
 
@@ -145,9 +167,7 @@ static int local_run(void *self, const struct eb_job *job, float *out, struct mp
                        m->hp.n_embd, b->xq_up, b->xq_stride);
         xq_up = b->xq_up;
     }
-    for (int64_t e = 0; e < m->hp.n_expert; e++)
-        if (b->count[e])
-            run_expert(b, job->layer, L, e, xq_up);
+    run_experts(b, job->layer, L, xq_up);
     mix(b, job, out);
     return 0;
 }
@@ -169,6 +189,9 @@ static void local_free(void *self)
     free(b->up);
     free(b->y);
     free(b->slots);
+    free(b->mat);
+    free(b->mm);
+    free(b->down);
     free(b);
 }
 
@@ -214,7 +237,11 @@ int eb_local_new(const struct model *m, const struct expert_table *table, struct
     b->up = malloc(n_pairs * (size_t)n_ff * sizeof(float));
     b->y = malloc(n_pairs * (size_t)n_embd * sizeof(float));
     b->slots = malloc(n_pairs * (size_t)n_embd * sizeof(float));
-    if (!b->count || !b->start || !b->rows || !b->slot || !b->xq_gate || !b->xq_up || !b->hq ||
+    b->mat = malloc(3 * (size_t)n_expert * sizeof(*b->mat));
+    b->mm = malloc(2 * (size_t)n_expert * sizeof(*b->mm));
+    b->down = malloc((size_t)n_expert * sizeof(*b->down));
+    if (!b->mat || !b->mm || !b->down ||
+        !b->count || !b->start || !b->rows || !b->slot || !b->xq_gate || !b->xq_up || !b->hq ||
         !b->gate || !b->up || !b->y || !b->slots) {
         local_free(b);
         return mp_error_set(err, MP_ENOMEM, "out of memory for expert scratch (%d tokens)", n_max);

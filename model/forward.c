@@ -21,6 +21,7 @@ void fwd_matmul_many(struct fwd_state *st, const float *x, int n_tok, int n,
                      const struct kq_matrix *const *W, float *const *y)
 {
     bool done[8] = {false};
+    struct kq_mm mm[8];
     MP_ASSERT(n <= 8);
     for (int i = 0; i < n; i++) {
         if (done[i])
@@ -28,12 +29,16 @@ void fwd_matmul_many(struct fwd_state *st, const float *x, int n_tok, int n,
         enum kq_type act = kq_format(W[i]->type)->act_type;
         kq_convert_act(st->tp, W[i]->type, x, (size_t)W[i]->n_cols, n_tok, W[i]->n_cols, st->xq,
                        st->xq_stride);
+        /* every matrix taking this act type, as one parallel step */
+        int n_mm = 0;
         for (int j = i; j < n; j++) {
             if (done[j] || kq_format(W[j]->type)->act_type != act)
                 continue;
-            kq_matmul(st->tp, W[j], st->xq, st->xq_stride, n_tok, y[j], (size_t)W[j]->n_rows);
+            mm[n_mm++] = (struct kq_mm){W[j], st->xq, st->xq_stride, NULL, n_tok, y[j],
+                                        (size_t)W[j]->n_rows};
             done[j] = true;
         }
+        kq_matmul_multi(st->tp, n_mm, mm);
     }
 }
 

@@ -14,17 +14,25 @@ void op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps
         out[i] = (x[i] * scale) * w[i];
 }
 
-void op_rope_neox(float *x, int64_t n_rot, int32_t pos, float base)
+void op_rope_angles(float *cs, int64_t n_rot, int32_t pos, float base)
 {
     const float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos; /* advanced by repeated multiplication, as ggml does */
+    for (int64_t i = 0; i < n_rot / 2; i++) {
+        cs[2 * i] = cosf(theta);
+        cs[2 * i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+void op_rope_neox_cs(float *x, int64_t n_rot, const float *cs)
+{
     const int64_t half = n_rot / 2;
-    float theta = (float)pos;
     for (int64_t i = 0; i < half; i++) {
-        const float c = cosf(theta), s = sinf(theta);
+        const float c = cs[2 * i], s = cs[2 * i + 1];
         const float x0 = x[i], x1 = x[i + half];
         x[i] = x0 * c - x1 * s;
         x[i + half] = x0 * s + x1 * c;
-        theta *= theta_scale;
     }
 }
 

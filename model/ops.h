@@ -10,9 +10,12 @@
 /* out = x / sqrt(mean(x^2) + eps) * w; out may equal x. */
 void op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
 
-/* NEOX-style rotary embedding of one head in place: pairs (i, i + n_rot/2) for i < n_rot/2,
- * angle pos * base^(-2i/n_rot); dims past n_rot are left alone. */
-void op_rope_neox(float *x, int64_t n_rot, int32_t pos, float base);
+/* NEOX-style rotary embedding in two parts, so that every head of a token shares one set of
+ * angles: op_rope_angles fills cs[2i] = cos, cs[2i+1] = sin of angle pos * base^(-2i/n_rot) for
+ * i < n_rot/2; op_rope_neox_cs rotates the pairs (i, i + n_rot/2) of one head in place with them
+ * (dims past n_rot are left alone). */
+void op_rope_angles(float *cs, int64_t n_rot, int32_t pos, float base);
+void op_rope_neox_cs(float *x, int64_t n_rot, const float *cs);
 
 /* gate[i] = silu(gate[i]) * up[i] (SwiGLU). */
 void op_swiglu(float *gate, const float *up, int64_t n);

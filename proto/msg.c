@@ -98,6 +98,9 @@ const char *msg_kind(const Envelope *env)
     case ENVELOPE__BODY_ERROR: return "error";
     case ENVELOPE__BODY_REQUEST: return "request";
     case ENVELOPE__BODY_REPLY: return "reply";
+    case ENVELOPE__BODY_FETCH: return "fetch";
+    case ENVELOPE__BODY_CHUNK: return "chunk";
+    case ENVELOPE__BODY_BYE: return "bye";
     default: return "unknown";
     }
 }

@@ -1,5 +1,6 @@
-/* worker/cmd_worker.c: `moepool worker --join tcp://HOST:PORT --model FILE [-t THREADS]
- * [--key FILE] [--print-topology]`. */
+/* worker/cmd_worker.c: `moepool worker --join tcp://HOST:PORT [--model FILE | --cache DIR]
+ * [-t THREADS] [--key FILE] [--print-topology]`. Without --model the worker fetches the parts
+ * of the model it needs from the coordinator into the cache (default ~/.cache/moepool). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: moepool worker --join tcp://HOST:PORT --model FILE [-t THREADS]\n"
-               "                      [--key FILE] [--exit-after SECONDS]\n"
+    fprintf(f, "usage: moepool worker --join tcp://HOST:PORT [--model FILE | --cache DIR]\n"
+               "                      [-t THREADS] [--key FILE] [--exit-after SECONDS]\n"
                "       moepool worker --print-topology\n");
 }
 
@@ -36,7 +37,8 @@ int cmd_worker(int argc, char **argv)
         {"join", required_argument, 0, 'j'},      {"model", required_argument, 0, 'm'},
         {"threads", required_argument, 0, 't'},   {"key", required_argument, 0, 'k'},
         {"exit-after", required_argument, 0, 'x'}, {"print-topology", no_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+        {"cache", required_argument, 0, 'c'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     struct worker_opts o = {.threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
     int c, topo = 0;
@@ -47,6 +49,7 @@ int cmd_worker(int argc, char **argv)
         case 'm': o.model_path = optarg; break;
         case 't': o.threads = atoi(optarg); break;
         case 'k': o.key_file = optarg; break;
+        case 'c': o.cache_dir = optarg; break;
         case 'x': o.max_seconds = atoi(optarg); break;
         case 'p': topo = 1; break;
         case 'h': usage(stdout); return 0;

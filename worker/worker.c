@@ -18,7 +18,7 @@
 #include "worker/numa.h"
 
 #ifndef MOEPOOL_VERSION
-#define MOEPOOL_VERSION "0.1.0"
+#error "MOEPOOL_VERSION comes from CMake (the project version)"
 #endif
 
 /* Until a welcome says otherwise. */
@@ -74,7 +74,7 @@ static void send_hello(struct worker *w)
     h.numa = np;
     h.simd = (char *)kq_simd_name();
     h.model_fingerprint = w->fingerprint;
-    h.has_model = w->m != NULL;
+    h.has_model = w->o.model_path != NULL;
     h.instance = w->instance;
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_HELLO;
@@ -178,7 +178,7 @@ static int on_coordinator(struct worker *w, struct link *l, struct mp_error *err
                 env->welcome->n_slots, wire_name(env->welcome->wire));
         msg_forward(&m, 0, w->pipe_io);
     } else if (env->body_case == ENVELOPE__BODY_ASSIGN ||
-               env->body_case == ENVELOPE__BODY_REQUEST) {
+               env->body_case == ENVELOPE__BODY_REQUEST || env->body_case == ENVELOPE__BODY_CHUNK) {
         msg_forward(&m, 0, w->pipe_io);
     }
     if (env)
@@ -187,8 +187,23 @@ static int on_coordinator(struct worker *w, struct link *l, struct mp_error *err
     return rc;
 }
 
+/* What the worker has computed, every 10th heartbeat. */
+static void send_stats(struct worker *w)
+{
+    Stats st = STATS__INIT;
+    st.jobs = w->stat_jobs;
+    st.tokens = w->stat_tokens;
+    st.compute_seconds = (double)w->stat_compute_us * 1e-6;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_STATS;
+    env.stats = &st;
+    msg_send_env(w->dealer, &env, 0);
+}
+
 static void heartbeat(struct worker *w, struct link *l)
 {
+    if (l->seq % 10 == 9)
+        send_stats(w);
     Heartbeat hb = HEARTBEAT__INIT;
     hb.seq = ++l->seq;
     Envelope env = ENVELOPE__INIT;
@@ -204,6 +219,25 @@ static int need_rejoin(const struct link *l, int64_t now)
     if (l->welcomed)
         return now - l->last_heard > l->timeout_ms;
     return l->handshake_ok && now - l->hello_at > DEFAULT_TIMEOUT_MS;
+}
+
+/* Tells the coordinator we are leaving, so it frees our slot at once; waits up to 200 ms for the
+ * message to go out. */
+static void say_bye(struct worker *w, const struct link *l, const char *reason)
+{
+    if (!w->dealer || !l->welcomed)
+        return;
+    Bye b = BYE__INIT;
+    b.reason = (char *)reason;
+    Envelope env = ENVELOPE__INIT;
+    env.body_case = ENVELOPE__BODY_BYE;
+    env.bye = &b;
+    int linger = 200;
+    zmq_setsockopt(w->dealer, ZMQ_LINGER, &linger, sizeof(linger));
+    msg_send_env(w->dealer, &env, 0);
+    zmq_socket_monitor(w->dealer, NULL, 0);
+    zmq_close(w->dealer);
+    w->dealer = NULL;
 }
 
 static int io_loop(struct worker *w, struct mp_error *err)
@@ -237,6 +271,8 @@ static int io_loop(struct worker *w, struct mp_error *err)
             rc = open_link(w, &l, err);
         }
     }
+    if (!rc)
+        say_bye(w, &l, stop_requested ? "signal" : "time limit");
     return rc;
 }
 
@@ -276,9 +312,6 @@ int worker_run(const struct worker_opts *o, struct mp_error *err)
     pthread_t compute;
     int started = 0;
     int rc = setup(w, o, err);
-    if (!rc && !w->m)
-        rc = mp_error_set(err, MP_EUNSUPPORTED, "--model FILE is required (streaming shards to "
-                          "workers is not implemented yet)");
     if (!rc && pthread_create(&compute, NULL, worker_compute_thread, w))
         rc = mp_error_set(err, MP_EIO, "cannot start the compute thread");
     started = !rc;

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
+#include "model/fingerprint.h"
 
 static double now_s(void)
 {
@@ -48,7 +49,8 @@ static int assigned_refs(const struct model *m, const Assign *a, struct expert_r
         const LayerExperts *le = a->layers[i];
         for (size_t j = 0; j < le->n_experts; j++) {
             const int32_t il = le->layer, e = le->experts[j];
-            if (il < 0 || il >= m->hp.n_layer || !m->hp.is_moe[il] || e < 0 || e >= m->hp.n_expert) {
+            if (m && (il < 0 || il >= m->hp.n_layer || !m->hp.is_moe[il] || e < 0 ||
+                      e >= m->hp.n_expert)) {
                 free(refs);
                 return mp_error_set(err, MP_ERANGE, "assigned expert (%d, %d) out of range", il, e);
             }
@@ -84,28 +86,10 @@ static void free_shard(struct worker *w)
     w->shard = NULL;
 }
 
-/* Reads the assigned experts into NUMA-local memory (worker/shard_load.h, liburing) and puts the
- * shard's backend (one eb_local per node) behind them. */
-static void on_assign(struct worker *w, const Assign *a)
+static int size_buffers(struct worker *w, struct mp_error *err);
+
+static void send_ready(struct worker *w)
 {
-    struct mp_error err = {0};
-    struct expert_ref *refs = NULL;
-    size_t n = 0;
-    struct progress prog = {.last = now_s()};
-    struct shard_read_opts opts = {.progress = on_progress, .progress_ctx = &prog};
-    free_shard(w);
-    int rc = assigned_refs(w->m, a, &refs, &n, &err);
-    if (!rc)
-        rc = shard_load(w->o.model_path, w->m, refs, n, w->numa, &opts, &w->shard, &err);
-    if (!rc)
-        rc = shard_backend_new(w->m, w->shard, w->o.threads, w->n_max, &w->eb, &err);
-    free(refs);
-    if (rc) {
-        free_shard(w);
-        mp_error_log("worker: cannot load the assigned experts: %s", err.msg);
-        send_error(w, 0, rc, err.msg);
-        return;
-    }
     const struct shard_read_stats *st = &w->shard->stats;
     Ready r = READY__INIT;
     r.n_experts = expert_table_count(w->shard->table);
@@ -119,6 +103,94 @@ static void on_assign(struct worker *w, const Assign *a)
     env.body_case = ENVELOPE__BODY_READY;
     env.ready = &r;
     msg_send_env(w->pipe_compute, &env, 0);
+}
+
+static void fail(struct worker *w, int rc, const struct mp_error *err)
+{
+    mp_error_log("worker: cannot load the assigned experts: %s", err->msg);
+    send_error(w, 0, rc, err->msg);
+}
+
+/* Reads the assigned experts into NUMA-local memory (worker/shard_load.h, liburing) from the
+ * model file or the shard cache, and puts the shard's backend (one eb_local per node) on them. */
+static void load_shard(struct worker *w)
+{
+    struct mp_error err = {0};
+    struct progress prog = {.last = now_s()};
+    struct shard_read_opts opts = {.progress = on_progress, .progress_ctx = &prog};
+    const char *path = w->o.model_path ? w->o.model_path : shard_cache_path(w->cache);
+    free_shard(w);
+    int rc = size_buffers(w, &err);
+    if (!rc)
+        rc = shard_load(path, w->m, w->refs, w->n_refs, w->numa, &opts, &w->shard, &err);
+    if (!rc)
+        rc = shard_backend_new(w->m, w->shard, w->o.threads, w->n_max, &w->eb, &err);
+    if (rc) {
+        free_shard(w);
+        return fail(w, rc, &err);
+    }
+    send_ready(w);
+}
+
+/* With a model file: load. Without: fetch the missing slices first (on_chunk loads). */
+static void begin_shard(struct worker *w)
+{
+    struct mp_error err = {0};
+    if (w->o.model_path)
+        return load_shard(w);
+    struct file_range *want = NULL;
+    size_t n = 0;
+    int rc = shard_file_ranges(w->m, w->refs, w->n_refs, &want, &n, &err);
+    if (!rc)
+        rc = stream_begin(w, STREAM_SHARD, want, n, &err);
+    free(want);
+    if (rc)
+        return fail(w, rc, &err);
+    if (!stream_active(w))
+        load_shard(w); /* the cache had everything: a restart sends nothing */
+}
+
+static void on_assign(struct worker *w, const Assign *a)
+{
+    struct mp_error err = {0};
+    free(w->refs);
+    w->refs = NULL;
+    int rc = assigned_refs(w->m, a, &w->refs, &w->n_refs, &err);
+    if (rc)
+        return fail(w, rc, &err);
+    if (w->m)
+        begin_shard(w); /* else the header is still on its way: header_ready goes on */
+}
+
+/* The streamed header is complete: open the model from the cache file. */
+static void header_ready(struct worker *w)
+{
+    struct mp_error err = {0};
+    int rc = shard_cache_check_header(w->cache, &err);
+    if (!rc)
+        rc = model_open(shard_cache_path(w->cache), &w->m, &err);
+    if (rc)
+        return fail(w, rc, &err);
+    if (w->refs)
+        begin_shard(w);
+}
+
+static void on_chunk(struct worker *w, const Chunk *ch, struct msg *m)
+{
+    struct mp_error err = {0};
+    enum stream_phase done;
+    if (m->n != 2) {
+        struct mp_error e = {0};
+        mp_error_set(&e, MP_ECORRUPT, "a chunk without its data");
+        return fail(w, e.code, &e);
+    }
+    int rc = stream_chunk(w, ch, msg_data(m, 1), msg_size(m, 1), &done, &err);
+    if (rc)
+        return fail(w, rc, &err);
+    if (done == STREAM_HEADER)
+        header_ready(w);
+    else if (done == STREAM_SHARD)
+        load_shard(w);
 }
 
 /* The request's shape against the welcome's limits and the frames that came with it. */
@@ -185,6 +257,9 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
     r.layer = q->layer;
     r.n_tokens = q->n_tokens;
     r.compute_us = (uint64_t)((now_s() - t0) * 1e6);
+    w->stat_jobs++;
+    w->stat_tokens += (uint64_t)q->n_tokens;
+    w->stat_compute_us += r.compute_us;
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_REPLY;
     env.reply = &r;
@@ -194,13 +269,12 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
         zmq_msg_close(&out);
 }
 
-static int on_welcome(struct worker *w, const Welcome *wel)
+/* Job buffers for want_n_max tokens (the welcome's), once the model is known. */
+static int size_buffers(struct worker *w, struct mp_error *err)
 {
-    if (wel->n_max < 1 || wel->n_max > 65536)
-        return -1;
-    if (wel->n_max == w->n_max)
+    if (w->want_n_max == w->n_max)
         return 0;
-    const size_t n = (size_t)wel->n_max, n_embd = (size_t)w->m->hp.n_embd;
+    const size_t n = (size_t)w->want_n_max, n_embd = (size_t)w->m->hp.n_embd;
     const size_t k = (size_t)w->m->hp.n_expert_used;
     free(w->x);
     free(w->out);
@@ -214,9 +288,44 @@ static int on_welcome(struct worker *w, const Welcome *wel)
     w->out = malloc(n * n_embd * sizeof(float));
     w->ids = malloc(n * k * sizeof(int32_t));
     w->weights = malloc(n * k * sizeof(float));
-    w->n_max = w->x && w->out && w->ids && w->weights ? wel->n_max : 0;
-    free_shard(w); /* sized for the old n_max; the assign that follows loads it again */
-    return w->n_max ? 0 : -1;
+    w->n_max = w->x && w->out && w->ids && w->weights ? w->want_n_max : 0;
+    return w->n_max ? 0 : mp_error_set(err, MP_ENOMEM, "out of memory for %d-token jobs",
+                                       w->want_n_max);
+}
+
+/* Without a model file: open the cache for the coordinator's model and fetch its header. */
+static int open_cache(struct worker *w, const Welcome *wel, struct mp_error *err)
+{
+    struct model_fingerprint fp;
+    int rc = fingerprint_parse(wel->model_fingerprint ? wel->model_fingerprint : "", &fp, err);
+    if (rc)
+        return rc;
+    if (w->cache && (!fingerprint_eq(fp, w->fp) || w->file_size != wel->file_size))
+        return mp_error_set(err, MP_EINVAL, "the coordinator now serves another model; restart "
+                            "the worker");
+    w->fp = fp;
+    w->file_size = wel->file_size;
+    w->header_bytes = wel->header_bytes;
+    if (!w->cache && (rc = shard_cache_open(w->o.cache_dir, fp, wel->file_size, &w->cache, err)))
+        return rc;
+    if (w->m)
+        return 0;
+    struct file_range header = {.offset = 0, .len = wel->header_bytes};
+    if ((rc = stream_begin(w, STREAM_HEADER, &header, 1, err)))
+        return rc;
+    if (!stream_active(w))
+        header_ready(w);
+    return 0;
+}
+
+static int on_welcome(struct worker *w, const Welcome *wel, struct mp_error *err)
+{
+    if (wel->n_max < 1 || wel->n_max > 65536)
+        return mp_error_set(err, MP_EINVAL, "bad welcome: %d tokens per job", wel->n_max);
+    w->want_n_max = wel->n_max;
+    free_shard(w); /* the assign that follows loads it again */
+    stream_free(w);
+    return w->o.model_path ? 0 : open_cache(w, wel, err);
 }
 
 void *worker_compute_thread(void *arg)
@@ -231,10 +340,12 @@ void *worker_compute_thread(void *arg)
             break;
         Envelope *env = msg_envelope(&m, 0);
         int stop = !env; /* the I/O thread sends an empty frame to stop */
-        if (env && env->body_case == ENVELOPE__BODY_WELCOME && on_welcome(w, env->welcome))
-            mp_error_log("worker: out of memory for %d-token jobs", env->welcome->n_max);
-        else if (env && env->body_case == ENVELOPE__BODY_ASSIGN && w->n_max)
+        if (env && env->body_case == ENVELOPE__BODY_WELCOME && on_welcome(w, env->welcome, &err))
+            fail(w, err.code, &err);
+        else if (env && env->body_case == ENVELOPE__BODY_ASSIGN)
             on_assign(w, env->assign);
+        else if (env && env->body_case == ENVELOPE__BODY_CHUNK)
+            on_chunk(w, env->chunk, &m);
         else if (env && env->body_case == ENVELOPE__BODY_REQUEST)
             on_request(w, env->request, &m);
         if (env)
@@ -244,6 +355,9 @@ void *worker_compute_thread(void *arg)
             break;
     }
     free_shard(w);
+    stream_free(w);
+    shard_cache_close(w->cache);
+    free(w->refs);
     numa_close(w->numa);
     return NULL;
 }

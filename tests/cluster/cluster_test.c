@@ -10,8 +10,11 @@
  *     job is exact again;
  *   - a worker with another model or an old protocol version is refused on both sides;
  *   - garbage from a raw ZeroMQ peer and a raw TCP peer is ignored;
- *   - CURVE: a worker with the key joins; one with another key or none is refused.
- * Usage: cluster_test MOEPOOL_BINARY MODELS_DIR */
+ *   - CURVE: a worker with the key joins; one with another key or none is refused;
+ *   - a local shard, exact mode (bit-identical, also with workers on two synthetic NUMA nodes),
+ *     a placement file with replicas (failover), workers started first and a coordinator
+ *     restart, and a worker without the model file streaming its shard into a cache.
+ * Usage: cluster_test MOEPOOL_BINARY MODELS_DIR GROUP (see main). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <math.h>
@@ -63,7 +66,8 @@ static void model_path(const char *name, char *out, size_t n)
     snprintf(out, n, "%s/%s.gguf", models_dir, name);
 }
 
-/* `moepool worker --join ENDPOINT --model MODEL -t 1 [--key KEY]`, stderr to LOG. */
+/* `moepool worker --join ENDPOINT --model MODEL -t 1 [--key KEY]`, stderr to LOG; model NULL:
+ * no model file, `--cache TMP/cache` instead. */
 static pid_t spawn_worker(const char *endpoint, const char *model, const char *key,
                           const char *log, const char *env_kv)
 {
@@ -75,8 +79,10 @@ static pid_t spawn_worker(const char *endpoint, const char *model, const char *k
     dup2(fd, 1);
     if (env_kv)
         putenv((char *)env_kv);
-    const char *argv[] = {moepool_bin, "worker", "--join", endpoint, "--model", model, "-t", "1",
-                          key ? "--key" : NULL, key, NULL};
+    char cache[300];
+    snprintf(cache, sizeof(cache), "%s/cache", tmp_dir);
+    const char *argv[] = {moepool_bin, "worker", "--join", endpoint, model ? "--model" : "--cache",
+                          model ? model : cache, "-t", "1", key ? "--key" : NULL, key, NULL};
     execv(moepool_bin, (char *const *)argv);
     _exit(127);
 }
@@ -185,6 +191,7 @@ struct scenario {
 };
 
 static const char *placement_file; /* for start_ex, when set */
+static const char *worker_env;     /* "NAME=VALUE" for start_ex's workers, when set */
 
 static int start_ex(struct scenario *s, const char *name, enum wire_type wire, const char *key,
                     bool local, bool exact)
@@ -198,9 +205,11 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
     s->ref = reference_logits(s->m);
     s->got = malloc((size_t)N_TOK * s->m->hp.n_vocab * sizeof(float));
     snprintf(s->endpoint, sizeof(s->endpoint), "tcp://127.0.0.1:%d", free_port());
+    /* Heartbeat timeout: the default 3 s, long enough that a worker starved of CPU on a loaded
+     * machine (ASan, parallel tests) is not declared lost by mistake. */
     struct cluster_opts o = {.endpoint = s->endpoint, .expect_workers = 2, .key_file = key,
                              .wire = wire, .n_max = N_PREFILL, .heartbeat_ms = 200,
-                             .heartbeat_timeout_ms = 1500, .local_shard = local,
+                             .heartbeat_timeout_ms = 3000, .local_shard = local,
                              .exact = exact, .placement_file = placement_file};
     if (local)
         o.local_tp = s->local_tp = tp_new(1);
@@ -211,7 +220,7 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
     for (int i = 0; i < 2; i++) {
         char log[300];
         snprintf(log, sizeof(log), "%s/worker%d.log", tmp_dir, i);
-        s->w[i] = spawn_worker(s->endpoint, s->model, key, log, NULL);
+        s->w[i] = spawn_worker(s->endpoint, s->model, key, log, worker_env);
     }
     /* Generous: two processes map the model and start, on a loaded 2-core machine, maybe ASan. */
     if (cluster_wait_ready(s->c, 60000, &err)) {
@@ -405,7 +414,7 @@ static void test_restart(void)
     s.ref = reference_logits(s.m);
     s.got = malloc((size_t)N_TOK * s.m->hp.n_vocab * sizeof(float));
     struct cluster_opts o = {.endpoint = s.endpoint, .expect_workers = 2, .n_max = N_PREFILL,
-                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 1500};
+                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 3000};
     for (int round = 0; round < 2; round++) {
         int same;
         CHECK(cluster_start(s.m, &o, &s.c, &err) == 0, "start %d: %s", round, err.msg);
@@ -417,6 +426,58 @@ static void test_restart(void)
         }
     }
     printf("workers joined a coordinator started after them, and its restart\n");
+    finish(&s);
+}
+
+static void wait_joined(struct cluster *c, int n)
+{
+    struct cluster_status st;
+    cluster_status(c, &st);
+    for (int i = 0; i < 1200 && st.joined != n; i++) {
+        usleep(50000);
+        cluster_status(c, &st);
+    }
+    CHECK(st.joined == n, "%d workers joined, not %d", st.joined, n);
+}
+
+/* A worker without the model file fetches the header and its experts into its cache and computes
+ * exact logits; restarted with the same cache it fetches nothing. */
+static void test_stream(void)
+{
+    struct scenario s = {0};
+    struct mp_error err = {0};
+    model_path("lfm2moe-small-q4_k_m", s.model, sizeof(s.model));
+    snprintf(s.endpoint, sizeof(s.endpoint), "tcp://127.0.0.1:%d", free_port());
+    CHECK(model_open(s.model, &s.m, &err) == 0, "%s", err.msg);
+    s.ref = reference_logits(s.m);
+    s.got = malloc((size_t)N_TOK * s.m->hp.n_vocab * sizeof(float));
+    struct cluster_opts o = {.endpoint = s.endpoint, .expect_workers = 2, .n_max = N_PREFILL,
+                             .heartbeat_ms = 200, .heartbeat_timeout_ms = 3000, .exact = true};
+    CHECK(cluster_start(s.m, &o, &s.c, &err) == 0, "%s", err.msg);
+    uint64_t streamed[2] = {0};
+    for (int round = 0; round < 2 && s.c; round++) {
+        char log[300];
+        snprintf(log, sizeof(log), "%s/stream%d.log", tmp_dir, round);
+        s.w[0] = spawn_worker(s.endpoint, NULL, NULL, log, NULL); /* slot 0: joins first */
+        wait_joined(s.c, 1);
+        snprintf(log, sizeof(log), "%s/stream%d_model.log", tmp_dir, round);
+        s.w[1] = spawn_worker(s.endpoint, s.model, NULL, log, NULL);
+        int same = 0;
+        CHECK(cluster_wait_ready(s.c, 60000, &err) == 0, "round %d: %s", round, err.msg);
+        CHECK(run_cluster(&s, &same, &err) == 0 && same, "round %d: %s", round, err.msg);
+        struct cluster_status st;
+        cluster_status(s.c, &st);
+        CHECK(!st.w[0].has_model && st.w[1].has_model, "slot order");
+        streamed[round] = st.w[0].streamed_bytes;
+        for (int i = 0; i < 2; i++)
+            stop_worker(s.w[i]);
+        s.w[0] = s.w[1] = 0;
+        wait_joined(s.c, 0);
+    }
+    printf("streamed shard: %llu bytes to a worker without the model, %llu after its restart\n",
+           (unsigned long long)streamed[0], (unsigned long long)streamed[1]);
+    CHECK(streamed[0] > 0 && streamed[1] == 0, "streamed %llu then %llu",
+          (unsigned long long)streamed[0], (unsigned long long)streamed[1]);
     finish(&s);
 }
 
@@ -524,46 +585,55 @@ static void test_curve(void)
     finish(&s);
 }
 
+/* One scenario group per ctest test (each well under a minute with ASan). */
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: cluster_test MOEPOOL_BINARY MODELS_DIR\n");
+    if (argc != 4) {
+        fprintf(stderr, "usage: cluster_test MOEPOOL_BINARY MODELS_DIR GROUP\n"
+                        "groups: wire:MODEL local exact placement lost restart stream refuse "
+                        "garbage curve\n");
         return 2;
     }
     moepool_bin = argv[1];
     models_dir = argv[2];
+    const char *group = argv[3];
     snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/cluster_test.XXXXXX");
     if (!mkdtemp(tmp_dir))
         return 2;
     signal(SIGPIPE, SIG_IGN);
     kq_init();
-    const char *only = getenv("CLUSTER_TEST_ONLY");
-    if (!only || strstr(only, "wire")) {
-        test_wire("lfm2moe-tiny-q8_0");
-        test_wire("qwen3moe-tiny-q8_0");
-        test_wire("lfm2moe-small-q4_k_m");
-    }
-    if (!only || strstr(only, "local")) {
+    if (!strncmp(group, "wire:", 5)) {
+        test_wire(group + 5);
+    } else if (!strcmp(group, "local")) {
         test_local_exact("lfm2moe-tiny-q8_0", true, false);
         test_local_exact("qwen3moe-tiny-q8_0", true, false);
+    } else if (!strcmp(group, "exact")) {
         test_local_exact("lfm2moe-small-q4_k_m", false, true);
         test_local_exact("lfm2moe-small-q4_k_m", true, true);
         test_local_exact("qwen3moe-tiny-q4_k_m", false, true);
-    }
-    if (!only || strstr(only, "placement"))
+        /* Workers that see two NUMA nodes split their experts over two node backends. */
+        worker_env = "HWLOC_SYNTHETIC=pack:2 numa:1 core:1 pu:1";
+        test_local_exact("lfm2moe-small-q4_k_m", false, true);
+        worker_env = NULL;
+    } else if (!strcmp(group, "placement")) {
         test_placement();
-    if (!only || strstr(only, "lost")) {
+    } else if (!strcmp(group, "lost")) {
         test_lost_worker(SIGKILL);
         test_lost_worker(SIGSTOP);
-    }
-    if (!only || strstr(only, "restart"))
+    } else if (!strcmp(group, "restart")) {
         test_restart();
-    if (!only || strstr(only, "refuse"))
+    } else if (!strcmp(group, "stream")) {
+        test_stream();
+    } else if (!strcmp(group, "refuse")) {
         test_refusals();
-    if (!only || strstr(only, "garbage"))
+    } else if (!strcmp(group, "garbage")) {
         test_garbage();
-    if (!only || strstr(only, "curve"))
+    } else if (!strcmp(group, "curve")) {
         test_curve();
+    } else {
+        fprintf(stderr, "cluster_test: unknown group '%s'\n", group);
+        return 2;
+    }
     printf("logs in %s\n", tmp_dir);
     return failures != 0;
 }

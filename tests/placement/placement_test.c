@@ -200,8 +200,8 @@ static void expect_place_error(const struct bad_file *b)
 
 static void test_place_errors(void)
 {
-#define P_HEAD                                                                                 \
-    "{\"format\": \"moepool-placement\", \"version\": 1,\n"                                    \
+#define P_HEAD                                                                                     \
+    "{\"format\": \"moepool-placement\", \"version\": 1,\n"                                        \
     " \"model\": {\"architecture\": \"lfm2moe\", \"n_moe_layers\": 2, \"n_expert\": 2},\n"
 #define P_WORKERS " \"workers\": [{\"name\": \"a\"}, {\"name\": \"b\"}],\n"
     static const struct bad_file cases[] = {
@@ -218,7 +218,8 @@ static void test_place_errors(void)
         {P_HEAD " \"workers\": [{\"name\": \"a\"}, {\"name\": \"a\"}],\n"
                 " \"layers\": [[\"a\", \"a\"], [\"a\", \"a\"]]}",
          "'a' appears twice"},
-        {P_HEAD " \"workers\": [{\"name\": \"a b\"}],\n \"layers\": [[\"a\", \"a\"], [\"a\", \"a\"]]}",
+        {P_HEAD
+         " \"workers\": [{\"name\": \"a b\"}],\n \"layers\": [[\"a\", \"a\"], [\"a\", \"a\"]]}",
          "\"name\" must be a name"},
         {P_HEAD " \"workers\": [{\"name\": \"a\", \"mem\": 5}],\n"
                 " \"layers\": [[\"a\", \"a\"], [\"a\", \"a\"]]}",
@@ -367,7 +368,10 @@ static struct routing_stats *record_and_compare(const char *path)
         pos[i] = i;
         seqs[i] = r.seq;
     }
-    struct fwd_batch b = {.n_tokens = n, .token = ids, .pos = pos, .seq = seqs,
+    struct fwd_batch b = {.n_tokens = n,
+                          .token = ids,
+                          .pos = pos,
+                          .seq = seqs,
                           .want_logits = calloc((size_t)n, sizeof(bool))};
     struct fwd_trace trace = {.dump = dump, .n_pos = n};
     if (!rc)
@@ -546,8 +550,8 @@ static void test_balanced(const struct model *m, const struct routing_stats *s)
         /* The co-activation pass: more pairs together, busiest load up by at most 1% of the
          * mean per layer (so the layer average of max/mean by at most 0.01, plus rounding). */
         struct mp_error err = {0};
-        struct plan_request req = {.policy = PLAN_BALANCED, .stats = s, .replicate = 1,
-                                   .no_pairs = true};
+        struct plan_request req = {
+            .policy = PLAN_BALANCED, .stats = s, .replicate = 1, .no_pairs = true};
         struct placement *g = NULL;
         CHECK(!plan_parse_workers(specs[i], req.workers, &req.n_workers, &err), "%s", err.msg);
         CHECK(!plan_make(m, &req, &g, &err), "%s", err.msg);

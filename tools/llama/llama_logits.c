@@ -5,10 +5,7 @@
  *   llama_logits -m MODEL                          llama.cpp's view: arch, n_params, n_vocab ...
  *   llama_logits -m MODEL --tokens "1 2 3" -o OUT  logits of every position, float32 LE
  *                                                  [n_tokens][n_vocab], as `moepool logits`
- *   llama_logits -m MODEL --bench [--pp N] [--tg N] [--npl N]
- *                                                  llama-bench-like timings: prompt processing
- *                                                  of N tokens, decoding N tokens one at a time,
- *                                                  and batched decoding of --npl sequences
+ * Speed measurements live in llama_bench.c (the same tests and output as `moepool bench`).
  * Common: --threads N (default 2, as the conformance data), --ubatch N (default 512),
  * --no-flash (flash attention off; default auto), -v (llama.cpp's log on stderr).
  * Exit status: 0, 1 when llama.cpp fails, 2 for bad arguments. */
@@ -17,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ggml-backend.h"
 #include "llama.h"
@@ -30,14 +26,13 @@
 
 struct args {
     const char *model, *tokens, *out, *backend_dir;
-    int threads, ubatch, pp, tg, npl;
-    bool bench, no_flash, verbose;
+    int threads, ubatch;
+    bool no_flash, verbose;
 };
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: llama_logits -m MODEL [--tokens \"ID ...\" -o OUT.f32]\n"
-               "                    [--bench [--pp 512] [--tg 64] [--npl 4]]\n"
                "                    [--threads N] [--ubatch N] [--no-flash] [-v]\n"
                "                    [--backend-dir DIR]\n");
 }
@@ -47,14 +42,11 @@ static int parse_args(int argc, char **argv, struct args *a)
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"tokens", required_argument, 0, 'T'},
         {"output", required_argument, 0, 'o'}, {"threads", required_argument, 0, 't'},
-        {"ubatch", required_argument, 0, 'u'}, {"bench", no_argument, 0, 'B'},
-        {"pp", required_argument, 0, 'P'}, {"tg", required_argument, 0, 'G'},
-        {"npl", required_argument, 0, 'N'}, {"no-flash", no_argument, 0, 'F'},
+        {"ubatch", required_argument, 0, 'u'}, {"no-flash", no_argument, 0, 'F'},
         {"backend-dir", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    *a = (struct args){.threads = 2, .ubatch = 512, .pp = 512, .tg = 64, .npl = 4,
-                       .backend_dir = LLAMA_BACKEND_DIR};
+    *a = (struct args){.threads = 2, .ubatch = 512, .backend_dir = LLAMA_BACKEND_DIR};
     int c;
     while ((c = getopt_long(argc, argv, "m:o:t:vh", opts, NULL)) != -1) {
         switch (c) {
@@ -63,10 +55,6 @@ static int parse_args(int argc, char **argv, struct args *a)
         case 'o': a->out = optarg; break;
         case 't': a->threads = atoi(optarg); break;
         case 'u': a->ubatch = atoi(optarg); break;
-        case 'B': a->bench = true; break;
-        case 'P': a->pp = atoi(optarg); break;
-        case 'G': a->tg = atoi(optarg); break;
-        case 'N': a->npl = atoi(optarg); break;
         case 'F': a->no_flash = true; break;
         case 'D': a->backend_dir = optarg; break;
         case 'v': a->verbose = true; break;
@@ -74,8 +62,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         default: return -1;
         }
     }
-    if (!a->model || optind != argc || a->threads < 1 || a->ubatch < 1 || a->pp < 1 ||
-        a->tg < 1 || a->npl < 1 || (!a->tokens != !a->out))
+    if (!a->model || optind != argc || a->threads < 1 || a->ubatch < 1 ||
+        (!a->tokens != !a->out))
         return -1;
     return 0;
 }
@@ -85,13 +73,6 @@ static void quiet_log(enum ggml_log_level level, const char *text, void *user)
     (void)user;
     if (level == GGML_LOG_LEVEL_ERROR)
         fputs(text, stderr);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void print_info(const struct llama_model *m)
@@ -200,100 +181,6 @@ out:
     return rc;
 }
 
-/* Random token ids (a fixed LCG: the same prompt every run). */
-static void random_tokens(llama_token *t, int n, int n_vocab)
-{
-    uint32_t x = 12345;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        t[i] = (llama_token)((x >> 8) % (uint32_t)n_vocab);
-    }
-}
-
-/* Decodes n_steps steps of one token for each of n_seq sequences after a prompt of n_prompt
- * tokens per sequence (not timed). Returns tokens per second, or a negative value on failure. */
-static double decode_rate(struct llama_context *ctx, int n_vocab, int n_prompt, int n_steps,
-                          int n_seq)
-{
-    llama_token *t = malloc((size_t)(n_prompt > n_seq ? n_prompt : n_seq) * sizeof(*t));
-    struct llama_batch b = llama_batch_init(n_prompt > n_seq ? n_prompt : n_seq, 0, 1);
-    double rate = -1, t0 = 0;
-    llama_memory_clear(llama_get_memory(ctx), true);
-    random_tokens(t, n_prompt, n_vocab);
-    for (int s = 0; s < n_seq; s++) {
-        b.n_tokens = 0;
-        fill_batch(&b, t, n_prompt, 0, s, false);
-        if (llama_decode(ctx, b) != 0)
-            goto out;
-    }
-    t0 = now_s();
-    for (int step = 0; step < n_steps; step++) {
-        b.n_tokens = 0;
-        random_tokens(t, n_seq, n_vocab);
-        for (int s = 0; s < n_seq; s++)
-            fill_batch(&b, &t[s], 1, n_prompt + step, s, true);
-        if (llama_decode(ctx, b) != 0)
-            goto out;
-        llama_synchronize(ctx);
-    }
-    rate = (double)n_steps * n_seq / (now_s() - t0);
-out:
-    llama_batch_free(b);
-    free(t);
-    return rate;
-}
-
-static double prompt_rate(struct llama_context *ctx, int n_vocab, int n)
-{
-    llama_token *t = malloc((size_t)n * sizeof(*t));
-    struct llama_batch b = llama_batch_init(n, 0, 1);
-    double rate = -1;
-    llama_memory_clear(llama_get_memory(ctx), true);
-    random_tokens(t, n, n_vocab);
-    fill_batch(&b, t, n, 0, 0, false);
-    double t0 = now_s();
-    if (llama_decode(ctx, b) == 0) {
-        llama_synchronize(ctx);
-        rate = n / (now_s() - t0);
-    }
-    llama_batch_free(b);
-    free(t);
-    return rate;
-}
-
-/* One context per measurement, as llama-bench does: a context sized for several sequences
- * slows down single-sequence decoding. */
-static double bench_one(struct llama_model *m, const struct args *a, int n_seq, bool prompt)
-{
-    int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
-    int n_ctx = (a->pp + a->tg + 16) * n_seq, n_batch = a->pp > n_seq ? a->pp : n_seq;
-    struct llama_context *ctx = new_context(m, a, n_ctx, n_batch, n_seq);
-    if (!ctx)
-        return -1;
-    prompt_rate(ctx, n_vocab, 32 < a->pp ? 32 : a->pp); /* warm-up: page in the weights */
-    double r = prompt ? prompt_rate(ctx, n_vocab, a->pp) : decode_rate(ctx, n_vocab, 16, a->tg,
-                                                                        n_seq);
-    llama_free(ctx);
-    return r;
-}
-
-static int run_bench(struct llama_model *m, const struct args *a)
-{
-    double pp = bench_one(m, a, 1, true);
-    double tg = bench_one(m, a, 1, false);
-    double tgb = bench_one(m, a, a->npl, false);
-    if (pp < 0 || tg < 0 || tgb < 0) {
-        fprintf(stderr, "llama_logits: llama_decode failed\n");
-        return 1;
-    }
-    printf("threads %d, ubatch %d, flash %s\n", a->threads, a->ubatch,
-           a->no_flash ? "off" : "auto");
-    printf("pp%d: %.1f tok/s\n", a->pp, pp);
-    printf("tg%d: %.2f tok/s\n", a->tg, tg);
-    printf("tg%d x %d sequences: %.2f tok/s total\n", a->tg, a->npl, tgb);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     struct args a;
@@ -317,8 +204,6 @@ int main(int argc, char **argv)
     int rc = 0;
     if (a.tokens)
         rc = run_logits(m, &a);
-    else if (a.bench)
-        rc = run_bench(m, &a);
     else
         print_info(m);
     llama_model_free(m);
