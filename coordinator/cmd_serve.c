@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "coordinator/cluster.h"
+#include "coordinator/eb_stats.h"
 #include "coordinator/openai.h"
 #include "coordinator/routing_stats.h"
 #include "kernels/kq.h"
@@ -17,15 +19,19 @@
 
 struct serve_args {
     const char *model, *host, *api_key, *alias, *stats_path;
+    struct cluster_opts cluster;
     int port, threads, queue;
     struct engine_config engine;
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: moepool serve -m MODEL [--host 127.0.0.1] [--port 8080] [-np SLOTS]\n"
-               "                     [-c CTX] [-t THREADS] [--api-key KEY] [--queue N]\n"
-               "                     [--step-tokens N] [--alias NAME] [--routing-stats FILE]\n");
+    fprintf(f,
+            "usage: moepool serve -m MODEL [--host 127.0.0.1] [--port 8080] [-np SLOTS]\n"
+            "                     [-c CTX] [-t THREADS] [--api-key KEY] [--queue N]\n"
+            "                     [--step-tokens N] [--alias NAME] [--routing-stats FILE]\n"
+            "                     [--cluster ENDPOINT --expect-workers N [--wire f32|bf16|f16|q8_0]\n"
+            "                      [--key FILE] [--local-shard] [--exact] [--placement FILE]]\n");
 }
 
 static int parse_args(int argc, char **argv, struct serve_args *a)
@@ -43,6 +49,13 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         {"step-tokens", required_argument, 0, 's'},
         {"alias", required_argument, 0, 'a'},
         {"routing-stats", required_argument, 0, 'r'},
+        {"cluster", required_argument, 0, 'C'},
+        {"expect-workers", required_argument, 0, 'W'},
+        {"wire", required_argument, 0, 'w'},
+        {"key", required_argument, 0, 'K'},
+        {"local-shard", no_argument, 0, 'L'},
+        {"exact", no_argument, 0, 'E'},
+        {"placement", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -64,12 +77,24 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         case 's': a->engine.step_tokens = atoi(optarg); break;
         case 'a': a->alias = optarg; break;
         case 'r': a->stats_path = optarg; break;
+        case 'C': a->cluster.endpoint = optarg; break;
+        case 'W': a->cluster.expect_workers = atoi(optarg); break;
+        case 'w':
+            if ((a->cluster.wire = wire_parse(optarg)) == (enum wire_type) - 1)
+                return -1;
+            break;
+        case 'K': a->cluster.key_file = optarg; break;
+        case 'L': a->cluster.local_shard = true; break;
+        case 'E': a->cluster.exact = true; break;
+        case 'P': a->cluster.placement_file = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
     }
     if (a->engine.step_tokens < a->engine.n_slots)
         a->engine.step_tokens = a->engine.n_slots;
+    if (a->cluster.endpoint && a->cluster.expect_workers < 1)
+        return -1;
     return a->model && optind == argc ? 0 : -1;
 }
 
@@ -100,10 +125,21 @@ static enum chat_format detect_format(const struct model *m)
     return f;
 }
 
+struct serve {
+    struct routing_stats *stats;
+    struct model *m;
+    struct tok_vocab *v;
+    struct tp_pool *tp;
+    struct cluster *cluster;
+    struct expert_backend eb; /* eb_stats around the cluster's backend (--cluster only) */
+    struct engine *e;
+    struct openai_server *api;
+    struct http_server *http;
+};
+
 /* /metrics lines: tokens routed per MoE layer and activations per layer and expert. */
-static void routing_metrics(void *ctx, FILE *f)
+static void routing_metrics(FILE *f, struct routing_stats *st)
 {
-    struct routing_stats *st = ctx;
     pthread_mutex_lock(&st->lock);
     fprintf(f, "# HELP moepool_routed_tokens_total Tokens routed, per MoE layer.\n"
                "# TYPE moepool_routed_tokens_total counter\n");
@@ -119,14 +155,57 @@ static void routing_metrics(void *ctx, FILE *f)
     pthread_mutex_unlock(&st->lock);
 }
 
-struct serve {
-    struct routing_stats *stats;
-    struct model *m;
-    struct tok_vocab *v;
-    struct engine *e;
-    struct openai_server *api;
-    struct http_server *http;
-};
+/* /metrics lines for --cluster: workers ready and each worker's round-trip latency and jobs. */
+static void cluster_metrics(FILE *f, struct cluster *c)
+{
+    static struct cluster_status st; /* large; /metrics requests are serialised below */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    cluster_status(c, &st);
+    fprintf(f,
+            "# HELP moepool_cluster_workers_ready Workers joined with their experts loaded.\n"
+            "# TYPE moepool_cluster_workers_ready gauge\nmoepool_cluster_workers_ready %d\n"
+            "# HELP moepool_cluster_bytes_per_token_layer Expert traffic per token and MoE "
+            "layer.\n# TYPE moepool_cluster_bytes_per_token_layer gauge\n"
+            "moepool_cluster_bytes_per_token_layer %.17g\n",
+            st.ready, st.bytes_per_token_layer);
+    fprintf(f, "# HELP moepool_worker_rtt_ms_mean Mean job round trip per worker (with its "
+               "compute).\n# TYPE moepool_worker_rtt_ms_mean gauge\n");
+    for (int i = 0; i < st.expect_workers; i++)
+        fprintf(f, "moepool_worker_rtt_ms_mean{worker=\"%d\"} %.17g\n", i, st.w[i].rtt_ms_mean);
+    fprintf(f, "# HELP moepool_worker_jobs_total Expert jobs per worker.\n"
+               "# TYPE moepool_worker_jobs_total counter\n");
+    for (int i = 0; i < st.expect_workers; i++)
+        fprintf(f, "moepool_worker_jobs_total{worker=\"%d\"} %llu\n", i,
+                (unsigned long long)st.w[i].jobs);
+    pthread_mutex_unlock(&mu);
+}
+
+static void serve_metrics(void *ctx, FILE *f)
+{
+    struct serve *s = ctx;
+    routing_metrics(f, s->stats);
+    if (s->cluster)
+        cluster_metrics(f, s->cluster);
+}
+
+/* --cluster: waits for every worker, then the engine's backend is the cluster's, recording
+ * routing like the in-process one. The cluster's local shard shares the engine's threads. */
+static int start_cluster(struct serve *s, const struct serve_args *a, struct mp_error *err)
+{
+    struct cluster_opts o = a->cluster;
+    o.n_max = a->engine.step_tokens;
+    o.local_tp = s->tp;
+    int rc = cluster_start(s->m, &o, &s->cluster, err);
+    if (!rc) {
+        fprintf(stderr, "moepool serve: waiting for %d workers on %s\n", o.expect_workers,
+                o.endpoint);
+        rc = cluster_wait_ready(s->cluster, -1, err);
+    }
+    if (!rc)
+        rc = eb_stats_new(s->m, cluster_backend(s->cluster), s->stats, &s->eb, err);
+    return rc;
+}
 
 static int start(struct serve *s, const struct serve_args *a, const char *id, struct mp_error *err)
 {
@@ -136,18 +215,23 @@ static int start(struct serve *s, const struct serve_args *a, const char *id, st
     if (!rc)
         rc = rstats_new(s->m->arch->name, s->m->n_moe_layers, (int)s->m->hp.n_expert, &s->stats,
                         err);
+    if (!rc && !(s->tp = tp_new(a->engine.n_threads)))
+        rc = mp_error_set(err, MP_ENOMEM, "cannot start %d threads", a->engine.n_threads);
+    if (!rc && a->cluster.endpoint)
+        rc = start_cluster(s, a, err);
     struct engine_config ec = a->engine;
     ec.routing_stats = s->stats;
+    ec.tp = s->tp;
     if (!rc)
-        rc = engine_new(s->m, s->v, NULL, &ec, &s->e, err);
+        rc = engine_new(s->m, s->v, s->cluster ? &s->eb : NULL, &ec, &s->e, err);
     if (rc)
         return rc;
     struct openai_config oc = {.engine = s->e,
                                .model_id = id,
                                .chat = detect_format(s->m),
                                .api_key = a->api_key,
-                               .metrics_extra = routing_metrics,
-                               .metrics_ctx = s->stats};
+                               .metrics_extra = serve_metrics,
+                               .metrics_ctx = s};
     if ((rc = openai_new(&oc, &s->api, err)))
         return rc;
     return http_start(a->host, a->port, openai_handle, s->api, &s->http, err);
@@ -159,6 +243,9 @@ static void stop(struct serve *s, const char *stats_path)
     http_stop(s->http);
     openai_free(s->api);
     engine_free(s->e);
+    eb_free(&s->eb);
+    cluster_stop(s->cluster);
+    tp_free(s->tp);
     tok_free(s->v);
     model_close(s->m);
     struct mp_error err = {0};

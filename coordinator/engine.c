@@ -401,7 +401,7 @@ int engine_new(const struct model *m, const struct tok_vocab *v, struct expert_b
     pthread_cond_init(&e->work, NULL);
     pthread_cond_init(&e->progress, NULL);
     e->rate_t0 = now_s();
-    e->tp = tp_new(c->n_threads);
+    e->tp = c->tp ? c->tp : tp_new(c->n_threads);
     if (!e->tp)
         rc = mp_error_set(err, MP_ENOMEM, "cannot start %d threads", c->n_threads);
     if (!rc)
@@ -444,7 +444,8 @@ void engine_free(struct engine *e)
     if (e->eb == &e->eb_own)
         eb_free(&e->eb_own);
     fwd_state_free(e->st);
-    tp_free(e->tp);
+    if (e->tp != e->cfg.tp)
+        tp_free(e->tp);
     free(e->slots);
     free(e->fin);
     free(e->tok);

