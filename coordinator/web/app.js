@@ -193,6 +193,18 @@ async function send() {
   const timing = { start: performance.now(), first: null, last: null };
   let content = '', chunks = 0, usage = null, finish = null;
   const toolCalls = [];
+  // A fast model streams thousands of tokens a second: the text, stats and scroll position are
+  // redrawn at most once per frame, not once per token (each redraw is a layout).
+  let drawPending = false;
+  const draw = () => {
+    drawPending = false;
+    view.content.textContent = content;
+    addLine(view, 'stats', statsText(timing, usage ? usage.completion_tokens : chunks));
+    view.el.scrollIntoView({ block: 'end' });
+  };
+  const scheduleDraw = () => {
+    if (!drawPending) { drawPending = true; requestAnimationFrame(draw); }
+  };
   try {
     const response = await fetch('v1/chat/completions', {
       method: 'POST', headers: requestHeaders(), body: JSON.stringify(body), signal: controller.signal,
@@ -210,23 +222,21 @@ async function send() {
           if (timing.first === null) timing.first = timing.last;
           chunks++;
         }
-        if (delta.content) {
-          content += delta.content;
-          view.content.textContent = content;
-        }
+        if (delta.content) content += delta.content;
         if (delta.tool_calls) {
           mergeToolCalls(toolCalls, delta.tool_calls);
           renderToolCalls(view, toolCalls);
         }
         if (choice.finish_reason) finish = choice.finish_reason;
       }
-      addLine(view, 'stats', statsText(timing, usage ? usage.completion_tokens : chunks));
-      view.el.scrollIntoView({ block: 'end' });
+      scheduleDraw();
     }
+    draw();
     view.el.dataset.state = 'done';
     if (finish) view.el.dataset.finish = finish;
     if (finish === 'length') addLine(view, 'stats', statsText(timing, usage ? usage.completion_tokens : chunks) + ' · max tokens reached');
   } catch (e) {
+    if (chunks) draw();
     if (e.name === 'AbortError') {
       view.el.dataset.state = 'stopped';
       addLine(view, 'stats', statsText(timing, chunks) + ' · stopped');

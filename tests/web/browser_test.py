@@ -170,8 +170,10 @@ def run(wd, port):
                 "return u.textContent === arguments[0] && u.children.length === 0", user),
           "typed HTML is shown as text")
 
-    # Stop: a long reply aborted once it has started streaming.
-    wd.type("#max_tokens", "4000")
+    # Stop: a long reply aborted once it has started streaming. A tiny model streams over 1000
+    # tok/s, so the reply is allowed 30000 tokens (the server's context is 32768): it cannot
+    # finish on its own in the moment between the first streamed text and the click.
+    wd.type("#max_tokens", "30000")
     wd.type("#input", "Tell me a very long story.")
     wd.click("#send")
     wait_for("streaming text", lambda: (lambda r: r and r["state"] == "streaming" and r["text"])(
@@ -272,7 +274,7 @@ def start_server(servers, moepool, model):
     """`moepool serve` on a free port (one thread: tiny model, 2 shared cores), once healthy."""
     port = free_port()
     server = subprocess.Popen([moepool, "serve", "-m", model, "--host", "127.0.0.1",
-                               "--port", str(port), "-np", "4", "-c", "2048", "-t", "1"])
+                               "--port", str(port), "-np", "4", "-c", "32768", "-t", "1"])
     servers.append(server)
 
     def serving():
