@@ -2,6 +2,7 @@
  * the same file to the coordinator and every worker with --key FILE. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 #include "proto/keyfile.h"
@@ -10,6 +11,10 @@ int cmd_keygen(int argc, char **argv)
 {
     const char *out = NULL;
     int c;
+    if (argc == 2 && !strcmp(argv[1], "--help")) {
+        printf("usage: moepool keygen -o FILE\n");
+        return 0;
+    }
     optind = 1;
     while ((c = getopt(argc, argv, "o:h")) != -1) {
         if (c == 'o') {
