@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -189,22 +190,56 @@ static void serve_metrics(void *ctx, FILE *f)
         cluster_metrics(f, s->cluster);
 }
 
-/* --cluster: waits for every worker, then the engine's backend is the cluster's, recording
- * routing like the in-process one. The cluster's local shard shares the engine's threads. */
+/* --cluster: the engine's backend is the cluster's, recording routing like the in-process one.
+ * The cluster's local shard shares the engine's threads. Serving starts at once; wait_cluster
+ * then holds requests back (503, and /health says why) until every worker is ready. */
 static int start_cluster(struct serve *s, const struct serve_args *a, struct mp_error *err)
 {
     struct cluster_opts o = a->cluster;
     o.n_max = a->engine.step_tokens;
     o.local_tp = s->tp;
     int rc = cluster_start(s->m, &o, &s->cluster, err);
-    if (!rc) {
-        fprintf(stderr, "moepool serve: waiting for %d workers on %s\n", o.expect_workers,
-                o.endpoint);
-        rc = cluster_wait_ready(s->cluster, -1, err);
-    }
     if (!rc)
         rc = eb_stats_new(s->m, cluster_backend(s->cluster), s->stats, &s->eb, err);
     return rc;
+}
+
+/* openai_config.ready: requests wait for a complete cluster (loading, or a worker lost). */
+static bool cluster_ready(void *ctx, char *why, size_t n)
+{
+    struct serve *s = ctx;
+    if (!s->cluster)
+        return true;
+    struct cluster_status st;
+    cluster_status(s->cluster, &st);
+    if (!st.all_ready)
+        snprintf(why, n, "the cluster is not ready: %d of %d workers joined, %d ready", st.joined,
+                 st.expect_workers, st.ready);
+    return st.all_ready;
+}
+
+/* Prints the cluster's progress until every worker is ready; a stop signal ends the wait
+ * (returns the signal, else 0). */
+static int wait_cluster(struct serve *s, const sigset_t *stop_sigs)
+{
+    fprintf(stderr, "moepool serve: waiting for the workers (/health answers 503 until ready)\n");
+    int last = -1;
+    for (;;) {
+        struct cluster_status st;
+        cluster_status(s->cluster, &st);
+        if (st.all_ready)
+            break;
+        if (st.ready * 1000 + st.joined != last)
+            fprintf(stderr, "moepool serve: %d of %d workers joined, %d ready\n", st.joined,
+                    st.expect_workers, st.ready);
+        last = st.ready * 1000 + st.joined;
+        struct timespec poll = {0, 200 * 1000000L};
+        int sig = sigtimedwait(stop_sigs, NULL, &poll);
+        if (sig > 0)
+            return sig;
+    }
+    fprintf(stderr, "moepool serve: all workers ready\n");
+    return 0;
 }
 
 static int start(struct serve *s, const struct serve_args *a, const char *id, struct mp_error *err)
@@ -231,7 +266,9 @@ static int start(struct serve *s, const struct serve_args *a, const char *id, st
                                .chat = detect_format(s->m),
                                .api_key = a->api_key,
                                .metrics_extra = serve_metrics,
-                               .metrics_ctx = s};
+                               .metrics_ctx = s,
+                               .ready = cluster_ready,
+                               .ready_ctx = s};
     if ((rc = openai_new(&oc, &s->api, err)))
         return rc;
     return http_start(a->host, a->port, openai_handle, s->api, &s->http, err);
@@ -285,8 +322,9 @@ int cmd_serve(int argc, char **argv)
            id, a.host, http_port(s.http), a.engine.n_slots, (int)a.engine.n_ctx, a.engine.n_threads,
            kq_simd_name());
     fflush(stdout);
-    int sig;
-    sigwait(&stop_sigs, &sig);
+    int sig = s.cluster ? wait_cluster(&s, &stop_sigs) : 0;
+    if (!sig)
+        sigwait(&stop_sigs, &sig);
     fprintf(stderr, "moepool serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     stop(&s, a.stats_path);
     return 0;

@@ -344,6 +344,11 @@ static int submit_job(struct openai_server *s, struct job *j, struct api_error *
     return 0;
 }
 
+static bool server_ready(const struct openai_server *s, char *why, size_t n)
+{
+    return !s->cfg.ready || s->cfg.ready(s->cfg.ready_ctx, why, n);
+}
+
 static void completion(struct openai_server *s, const struct http_request *hr, bool chat,
                        struct http_reply *out)
 {
@@ -433,6 +438,13 @@ static void route(struct openai_server *s, const struct http_request *hr, struct
     if (api && !authorized(s, hr)) {
         api_fail(&e, 401, "invalid_request_error", NULL, "invalid_api_key",
                  "Incorrect or missing API key: send 'Authorization: Bearer KEY'");
+        reply_error(out, &e);
+        return;
+    }
+    bool completions = post && (!strcmp(p, "/v1/chat/completions") || !strcmp(p, "/v1/completions"));
+    char why[256];
+    if ((completions || (get && !strcmp(p, "/health"))) && !server_ready(s, why, sizeof(why))) {
+        api_fail(&e, 503, "unavailable_error", NULL, "not_ready", "%s", why);
         reply_error(out, &e);
         return;
     }

@@ -7,6 +7,7 @@
 #ifndef MP_OPENAI_H
 #define MP_OPENAI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "coordinator/engine.h"
@@ -23,6 +24,11 @@ struct openai_config {
     const char *api_key;        /* NULL: no authentication */
     metrics_hook metrics_extra; /* optional */
     void *metrics_ctx;
+    /* Optional readiness (a cluster still loading, a worker lost): returns true when requests
+     * can be served; otherwise writes a one-line reason. /health answers 503 with the reason
+     * and completions get 503 + Retry-After instead of an error deep inside a step. */
+    bool (*ready)(void *ctx, char *why, size_t n);
+    void *ready_ctx;
 };
 
 struct openai_server;

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 MOEPOOL, MODEL = sys.argv[1], sys.argv[2]
 failures = 0
@@ -60,9 +61,21 @@ def main():
     s.bind(("127.0.0.1", 0))  # a free port for the cluster's ROUTER socket
     endpoint = "tcp://127.0.0.1:%d" % s.getsockname()[1]
     s.close()
+    # The coordinator serves HTTP before its workers join: /health and completions say 503
+    # with the reason until every worker is ready.
+    p, port = serve("--cluster", endpoint, "--expect-workers", "2", "--exact")
+    st, body = get(port, "GET", "/health")
+    check(st == 503 and "0 of 2 workers joined" in body, "health before workers: %d %s" % (st, body))
+    st, body = get(port, "POST", "/v1/chat/completions",
+                   {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    check(st == 503 and "not ready" in body, "chat before workers: %d %s" % (st, body))
     workers = [subprocess.Popen([MOEPOOL, "worker", "--join", endpoint, "--model", MODEL, "-t",
                                  "1"], stderr=subprocess.DEVNULL) for _ in range(2)]
-    p, port = serve("--cluster", endpoint, "--expect-workers", "2", "--exact")
+    for _ in range(600):  # the workers load in well under a second; 60 s covers a loaded machine
+        if get(port, "GET", "/health")[0] == 200:
+            break
+        time.sleep(0.1)
+    check(get(port, "GET", "/health")[0] == 200, "health once the workers are ready")
     remote = chats(port)
     st, text = get(port, "GET", "/metrics")
     jobs = [float(v) for v in re.findall(r'^moepool_worker_jobs_total\{worker="\d"\} (\S+)$',
