@@ -21,10 +21,7 @@ add_library(mp_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/openai_parse.c ${CMAKE_CURRENT_LIST_DIR}/openai_reply.c
   ${CMAKE_CURRENT_LIST_DIR}/metrics.c
   ${CMAKE_CURRENT_LIST_DIR}/cmd_serve.c)
-# The chat page's bytes come from the web concern (coordinator/web/); a placeholder until then.
-if(NOT EXISTS ${CMAKE_CURRENT_LIST_DIR}/web)
-  target_sources(mp_server PRIVATE ${CMAKE_CURRENT_LIST_DIR}/web_assets_stub.c)
-endif()
+# The chat page's bytes come from the web concern (web.cmake: coordinator/web/ built in).
 target_link_libraries(mp_server PUBLIC mp_engine mp_cluster mp_model PkgConfig::MHD PkgConfig::CJSON)
 set_property(GLOBAL APPEND PROPERTY MOEPOOL_LIBS mp_server mp_engine)
 
