@@ -441,7 +441,8 @@ static void route(struct openai_server *s, const struct http_request *hr, struct
         reply_error(out, &e);
         return;
     }
-    bool completions = post && (!strcmp(p, "/v1/chat/completions") || !strcmp(p, "/v1/completions"));
+    bool completions =
+        post && (!strcmp(p, "/v1/chat/completions") || !strcmp(p, "/v1/completions"));
     char why[256];
     if ((completions || (get && !strcmp(p, "/health"))) && !server_ready(s, why, sizeof(why))) {
         api_fail(&e, 503, "unavailable_error", NULL, "not_ready", "%s", why);
