@@ -157,6 +157,16 @@ on() {
         "$@"
     fi
 }
+# on_exec SETUP HOST CMD...: on, replacing the calling (sub)shell.
+on_exec() {
+    if [ "$1" = lan ]; then
+        host=$2
+        shift 2
+        exec "$NETNS" --tag "$NETNS_TAG" exec "$host" "$@"
+    fi
+    shift 2
+    exec "$@"
+}
 # run_cluster ROUND SETUP BENCH-OPTIONS...: the bench as coordinator on h1 with 2 workers on h2
 # and h3 (all on this machine for loopback). The workers are stopped by their process ids.
 run_cluster() {
@@ -167,8 +177,10 @@ run_cluster() {
     [ "$setup" = loopback ] || addr=$("$NETNS" --tag "$NETNS_TAG" ip h1)
     echo "round $round: moepool, experts on 2 workers ($setup)" >&2
     for h in h2 h3; do
-        on "$setup" "$h" "$MOEPOOL" worker --join "tcp://$addr:$port" --model "$MODEL" \
-            -t "$WORKER_THREADS" --exit-after 7200 >>"$LOG" 2>&1 &
+        # A subshell that execs: $! is the worker itself, so the kill below reaches it (a
+        # backgrounded function call would leave the worker running under its dead subshell).
+        (on_exec "$setup" "$h" "$MOEPOOL" worker --join "tcp://$addr:$port" --model "$MODEL" \
+            -t "$WORKER_THREADS" --exit-after 7200 >>"$LOG" 2>&1) &
         eval "pid_$h=\$!"
     done
     rc=0
