@@ -5,8 +5,9 @@ set -eu
 # Build: compiler, CMake/Ninja, clang for libFuzzer. Libraries (docs/design.md says why each):
 # ZeroMQ, protobuf-c, liburing, hwloc, libmicrohttpd, cJSON. Tests: python3 with numpy and jinja2
 # (conformance, chat templates), iproute2 and iputils-ping (network namespaces), curl, chromium +
-# chromium-driver (the chat page's browser test; Node.js and npm, for the openai client tests,
-# come with the machine).
+# chromium-driver (the chat page's browser test), and Node.js with npm for the openai client
+# tests: Debian's nodejs and npm only when the machine has no node (a NodeSource build, say,
+# which Debian's packages would conflict with).
 PKGS="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
 libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liburing-dev libhwloc-dev libmicrohttpd-dev
 libcjson-dev
@@ -15,6 +16,7 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 echo "installing:$missing"
 SUDO=""
