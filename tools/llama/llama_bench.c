@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "ggml-backend.h"
+#include "harness.h"
 #include "llama.h"
 
 /* Where the CPU backend variants (libggml-cpu-*.so) live; build.sh sets it to the package's
@@ -141,13 +142,6 @@ static int plan_tests(const struct args *a, struct test *t)
         snprintf(t[n++].name, sizeof(t->name), "batch%d", a->batch[i]);
     }
     return n;
-}
-
-static void quiet_log(enum ggml_log_level level, const char *text, void *user)
-{
-    (void)user;
-    if (level == GGML_LOG_LEVEL_ERROR)
-        fputs(text, stderr);
 }
 
 static double now_s(void)
@@ -345,20 +339,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!a.verbose)
-        llama_log_set(quiet_log, NULL);
-    if (a.backend_dir)
-        ggml_backend_load_all_from_path(a.backend_dir);
-    else
-        ggml_backend_load_all();
-    llama_backend_init();
-    struct llama_model *m = llama_model_load_from_file(a.model, llama_model_default_params());
-    if (!m) {
-        fprintf(stderr, "llama_bench: llama.cpp could not load %s (run with -v)\n", a.model);
+    struct llama_model *m = harness_open("llama_bench", a.model, a.backend_dir, a.verbose);
+    if (!m)
         return 1;
-    }
     int rc = run_all(m, &a);
-    llama_model_free(m);
-    llama_backend_free();
+    harness_close(m);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ggml-backend.h"
+#include "harness.h"
 #include "llama.h"
 
 /* Where the CPU backend variants (libggml-cpu-*.so) live; build.sh sets it to the package's
@@ -66,13 +67,6 @@ static int parse_args(int argc, char **argv, struct args *a)
         (!a->tokens != !a->out))
         return -1;
     return 0;
-}
-
-static void quiet_log(enum ggml_log_level level, const char *text, void *user)
-{
-    (void)user;
-    if (level == GGML_LOG_LEVEL_ERROR)
-        fputs(text, stderr);
 }
 
 static void print_info(const struct llama_model *m)
@@ -188,25 +182,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!a.verbose)
-        llama_log_set(quiet_log, NULL);
-    if (a.backend_dir)
-        ggml_backend_load_all_from_path(a.backend_dir);
-    else
-        ggml_backend_load_all();
-    llama_backend_init();
-    struct llama_model_params mp = llama_model_default_params();
-    struct llama_model *m = llama_model_load_from_file(a.model, mp);
-    if (!m) {
-        fprintf(stderr, "llama_logits: llama.cpp could not load %s (run with -v)\n", a.model);
+    struct llama_model *m = harness_open("llama_logits", a.model, a.backend_dir, a.verbose);
+    if (!m)
         return 1;
-    }
     int rc = 0;
     if (a.tokens)
         rc = run_logits(m, &a);
     else
         print_info(m);
-    llama_model_free(m);
-    llama_backend_free();
+    harness_close(m);
     return rc;
 }
