@@ -1,7 +1,7 @@
 # coordinator/cluster.cmake: the coordinator's side of the cluster (ROUTER socket, joins,
 # heartbeats, CURVE admission, placement), the remote expert backend, `moepool keygen` and
 # `moepool logits` (which takes --cluster).
-add_library(mp_cluster STATIC cluster.c cluster_join.c cluster_plan.c cluster_zap.c eb_remote.c
+add_library(mp_cluster STATIC cluster.c cluster_args.c cluster_join.c cluster_plan.c cluster_zap.c eb_remote.c
   cmd_keygen.c cmd_logits.c)
 target_link_libraries(mp_cluster PUBLIC mp_proto mp_placement mp_model mp_kernels mp_base
   Threads::Threads)

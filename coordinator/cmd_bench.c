@@ -17,6 +17,7 @@
 #include "coordinator/bench_model.h"
 #include "coordinator/bench_probe.h"
 #include "coordinator/bench_run.h"
+#include "coordinator/cluster_args.h"
 #include "kernels/kq.h"
 
 #define BENCH_MAX_BATCHES 16
@@ -58,13 +59,13 @@ struct bench_env {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: moepool bench -m MODEL [-t THREADS] [-p 512] [-n 128] [--batch 1,8,32]\n"
-            "                     [--batch-prompt 128] [--batch-gen 32] [--tg-prompt 16]\n"
-            "                     [-r REPS] [--ubatch 512] [--probe-mib 512] [--json]\n"
-            "                     [--cluster tcp://HOST:PORT --expect-workers N [--wire F]\n"
-            "                      [--key FILE] [--local-shard]]\n"
-            "  -p 0, -n 0 or --batch '' skip that test; tok/s figures are medians of REPS runs\n");
+    fprintf(
+        f,
+        "usage: moepool bench -m MODEL [-t THREADS] [-p 512] [-n 128] [--batch 1,8,32]\n"
+        "                     [--batch-prompt 128] [--batch-gen 32] [--tg-prompt 16]\n"
+        "                     [-r REPS] [--ubatch 512] [--probe-mib 512] [--json]\n" CLUSTER_USAGE(
+            "                     ") "  -p 0, -n 0 or --batch '' skip that test; tok/s figures are "
+                                     "medians of REPS runs\n");
 }
 
 /* "1,8,32" into a->batch; each count >= 1. */
@@ -94,33 +95,36 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-static int parse_wire(const char *s, enum wire_type *out)
-{
-    int w = wire_parse(s);
-    if (w < 0)
-        return -1;
-    *out = (enum wire_type)w;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, struct bench_args *a)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"threads", required_argument, 0, 't'},
-        {"n-prompt", required_argument, 0, 'p'}, {"n-gen", required_argument, 0, 'n'},
-        {"batch", required_argument, 0, 'B'}, {"batch-prompt", required_argument, 0, 'P'},
-        {"batch-gen", required_argument, 0, 'G'}, {"tg-prompt", required_argument, 0, 'T'},
-        {"reps", required_argument, 0, 'r'}, {"ubatch", required_argument, 0, 'u'},
-        {"probe-mib", required_argument, 0, 'M'}, {"json", no_argument, 0, 'j'},
-        {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
-        {"wire", required_argument, 0, 'w'}, {"key", required_argument, 0, 'k'},
-        {"local-shard", no_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'},
+        {"threads", required_argument, 0, 't'},
+        {"n-prompt", required_argument, 0, 'p'},
+        {"n-gen", required_argument, 0, 'n'},
+        {"batch", required_argument, 0, 'B'},
+        {"batch-prompt", required_argument, 0, 'P'},
+        {"batch-gen", required_argument, 0, 'G'},
+        {"tg-prompt", required_argument, 0, 'T'},
+        {"reps", required_argument, 0, 'r'},
+        {"ubatch", required_argument, 0, 'u'},
+        {"probe-mib", required_argument, 0, 'M'},
+        {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},
+        CLUSTER_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
-    *a = (struct bench_args){.threads = (int)sysconf(_SC_NPROCESSORS_ONLN), .n_prompt = 512,
-                             .n_gen = 128, .tg_prompt = 16, .batch_prompt = 128, .batch_gen = 32,
-                             .reps = 3, .ubatch = 512, .probe_mib = 512,
-                             .batch = {1, 8, 32}, .n_batch = 3};
+    *a = (struct bench_args){.threads = (int)sysconf(_SC_NPROCESSORS_ONLN),
+                             .n_prompt = 512,
+                             .n_gen = 128,
+                             .tg_prompt = 16,
+                             .batch_prompt = 128,
+                             .batch_gen = 32,
+                             .reps = 3,
+                             .ubatch = 512,
+                             .probe_mib = 512,
+                             .batch = {1, 8, 32},
+                             .n_batch = 3};
     int c, bad = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:p:n:r:h", opts, NULL)) != -1) {
@@ -137,16 +141,13 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         case 'u': bad |= parse_int(optarg, 1, 1 << 16, &a->ubatch); break;
         case 'M': bad |= parse_int(optarg, 1, 1 << 20, &a->probe_mib); break;
         case 'j': a->json = true; break;
-        case 'C': a->cluster.endpoint = optarg; break;
-        case 'W': bad |= parse_int(optarg, 1, CLUSTER_MAX_WORKERS, &a->cluster.expect_workers); break;
-        case 'w': bad |= parse_wire(optarg, &a->cluster.wire); break;
-        case 'k': a->cluster.key_file = optarg; break;
-        case 'L': a->cluster.local_shard = true; break;
         case 'h': usage(stdout); exit(0);
-        default: return -1;
+        default:
+            if (cluster_arg(c, optarg, &a->cluster) <= 0)
+                return -1;
         }
     }
-    if (a->cluster.endpoint && a->cluster.expect_workers < 1)
+    if (cluster_args_check(&a->cluster))
         return -1;
     return !bad && a->model && optind == argc ? 0 : -1;
 }
@@ -294,10 +295,9 @@ static int run_test(struct bench_ctx *c, struct bench_backend *be, const struct 
     int rc = 0;
     bench_backend_traffic(be, &bytes0, &tl0);
     for (int i = 0; i < a->reps && !rc; i++)
-        rc = t->kind == TEST_PROMPT
-                 ? bench_prompt(c, t->n_prompt, &r->tok_s[i], err)
-                 : bench_decode(c, t->n_seq, t->n_prompt, t->n_gen, &r->prompt_tok_s[i],
-                                &r->tok_s[i], err);
+        rc = t->kind == TEST_PROMPT ? bench_prompt(c, t->n_prompt, &r->tok_s[i], err)
+                                    : bench_decode(c, t->n_seq, t->n_prompt, t->n_gen,
+                                                   &r->prompt_tok_s[i], &r->tok_s[i], err);
     r->peak_rss = peak_rss_bytes();
     bench_backend_traffic(be, &bytes1, &tl1);
     r->bytes_per_token_layer = tl1 > tl0 ? (double)(bytes1 - bytes0) / (double)(tl1 - tl0) : 0;
@@ -333,10 +333,9 @@ static int run_all(const struct bench_args *a, struct bench_session *s, struct b
     s->tp = tp_new(a->threads);
     if (!s->tp)
         return mp_error_set(err, MP_ENOMEM, "cannot start %d threads", a->threads);
-    if ((rc = bench_backend_open(&s->be, s->m, s->tp, a->ubatch, &a->cluster,
-                                 BENCH_CLUSTER_WAIT_MS, err)) ||
-        (rc = bench_ctx_init(&s->c, s->m, s->tp, &s->be.eb, a->ubatch, n_seq_max, n_ctx_max,
-                             err)))
+    if ((rc = bench_backend_open(&s->be, s->m, s->tp, a->ubatch, &a->cluster, BENCH_CLUSTER_WAIT_MS,
+                                 err)) ||
+        (rc = bench_ctx_init(&s->c, s->m, s->tp, &s->be.eb, a->ubatch, n_seq_max, n_ctx_max, err)))
         return rc;
     double warm;
     /* Warm-up, untimed: pages the weights in and the threads' caches up, as llama-bench does. */

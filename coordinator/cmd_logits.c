@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "coordinator/cluster.h"
+#include "coordinator/cluster_args.h"
 #include "kernels/kq.h"
 #include "model/eb_local.h"
 #include "model/forward.h"
@@ -27,23 +28,22 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: moepool logits -m MODEL --tokens \"ID ...\" -o OUT.f32\n"
                "                      [--force-routing FILE] [--dump-routing FILE]\n"
-               "                      [-t THREADS] [--ubatch N]\n"
-               "                      [--cluster tcp://*:PORT --expect-workers N\n"
-               "                       [--wire f32|bf16|f16|q8_0] [--key FILE] [--local-shard]\n"
-               "                       [--exact] [--placement FILE]]\n");
+               "                      [-t THREADS] [--ubatch N]\n" CLUSTER_USAGE(
+                   "                      "));
 }
 
 static int parse_args(int argc, char **argv, struct logits_args *a)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"tokens", required_argument, 0, 'T'},
-        {"output", required_argument, 0, 'o'},  {"force-routing", required_argument, 0, 'F'},
-        {"dump-routing", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
-        {"ubatch", required_argument, 0, 'u'},  {"help", no_argument, 0, 'h'},
-        {"cluster", required_argument, 0, 'C'}, {"expect-workers", required_argument, 0, 'W'},
-        {"wire", required_argument, 0, 'w'},    {"key", required_argument, 0, 'k'},
-        {"local-shard", no_argument, 0, 'L'},   {"exact", no_argument, 0, 'E'},
-        {"placement", required_argument, 0, 'P'},
+        {"model", required_argument, 0, 'm'},
+        {"tokens", required_argument, 0, 'T'},
+        {"output", required_argument, 0, 'o'},
+        {"force-routing", required_argument, 0, 'F'},
+        {"dump-routing", required_argument, 0, 'D'},
+        {"threads", required_argument, 0, 't'},
+        {"ubatch", required_argument, 0, 'u'},
+        {"help", no_argument, 0, 'h'},
+        CLUSTER_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     int c;
@@ -58,25 +58,15 @@ static int parse_args(int argc, char **argv, struct logits_args *a)
         case 'D': a->dump = optarg; break;
         case 't': a->threads = atoi(optarg); break;
         case 'u': a->ubatch = atoi(optarg); break;
-        case 'C': a->cluster.endpoint = optarg; break;
-        case 'W': a->cluster.expect_workers = atoi(optarg); break;
-        case 'w':
-            if ((a->cluster.wire = wire_parse(optarg)) == (enum wire_type)-1)
-                return -1;
-            break;
-        case 'k': a->cluster.key_file = optarg; break;
-        case 'L': a->cluster.local_shard = true; break;
-        case 'E': a->cluster.exact = true; break;
-        case 'P': a->cluster.placement_file = optarg; break;
         case 'h': usage(stdout); exit(0);
-        default: return -1;
+        default:
+            if (cluster_arg(c, optarg, &a->cluster) <= 0)
+                return -1;
         }
     }
     if (!a->model || !a->tokens || !a->out || a->threads < 1 || a->ubatch < 1 || optind != argc)
         return -1;
-    if (a->cluster.endpoint && a->cluster.expect_workers < 1)
-        return -1;
-    return 0;
+    return cluster_args_check(&a->cluster);
 }
 
 /* "1 2 3" (spaces or commas) into a new array. */
@@ -156,8 +146,8 @@ static int evaluate(struct logits_run *r, const struct logits_args *a, const int
     }
     for (int start = 0; !rc && start < n; start += a->ubatch) {
         int len = n - start < a->ubatch ? n - start : a->ubatch;
-        struct fwd_batch b = {.n_tokens = len, .token = ids + start, .pos = pos + start,
-                              .seq = seqs + start};
+        struct fwd_batch b = {
+            .n_tokens = len, .token = ids + start, .pos = pos + start, .seq = seqs + start};
         rc = fwd_run(r->st, &b, &r->eb, r->force || r->dump ? &trace : NULL,
                      r->logits + (size_t)start * n_vocab, err);
     }
@@ -253,8 +243,10 @@ int cmd_logits(int argc, char **argv)
     if (!rc)
         rc = write_file(a.out, r.logits, (size_t)n * (size_t)r.m->hp.n_vocab * sizeof(float), &err);
     if (!rc && a.dump)
-        rc = write_file(a.dump, r.dump, (size_t)r.m->n_moe_layers * (size_t)n *
-                        (size_t)r.m->hp.n_expert_used * sizeof(int32_t), &err);
+        rc = write_file(a.dump, r.dump,
+                        (size_t)r.m->n_moe_layers * (size_t)n * (size_t)r.m->hp.n_expert_used *
+                            sizeof(int32_t),
+                        &err);
     teardown(&r);
     free(ids);
     if (rc) {

@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "coordinator/cluster.h"
+#include "coordinator/cluster_args.h"
 #include "coordinator/eb_stats.h"
 #include "coordinator/openai.h"
 #include "coordinator/routing_stats.h"
@@ -27,12 +28,10 @@ struct serve_args {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: moepool serve -m MODEL [--host 127.0.0.1] [--port 8080] [-np SLOTS]\n"
-            "                     [-c CTX] [-t THREADS] [--api-key KEY] [--queue N]\n"
-            "                     [--step-tokens N] [--alias NAME] [--routing-stats FILE]\n"
-            "                     [--cluster ENDPOINT --expect-workers N [--wire f32|bf16|f16|q8_0]\n"
-            "                      [--key FILE] [--local-shard] [--exact] [--placement FILE]]\n");
+    fprintf(f, "usage: moepool serve -m MODEL [--host 127.0.0.1] [--port 8080] [-np SLOTS]\n"
+               "                     [-c CTX] [-t THREADS] [--api-key KEY] [--queue N]\n"
+               "                     [--step-tokens N] [--alias NAME] [--routing-stats "
+               "FILE]\n" CLUSTER_USAGE("                     "));
 }
 
 static int parse_args(int argc, char **argv, struct serve_args *a)
@@ -50,13 +49,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         {"step-tokens", required_argument, 0, 's'},
         {"alias", required_argument, 0, 'a'},
         {"routing-stats", required_argument, 0, 'r'},
-        {"cluster", required_argument, 0, 'C'},
-        {"expect-workers", required_argument, 0, 'W'},
-        {"wire", required_argument, 0, 'w'},
-        {"key", required_argument, 0, 'K'},
-        {"local-shard", no_argument, 0, 'L'},
-        {"exact", no_argument, 0, 'E'},
-        {"placement", required_argument, 0, 'P'},
+        CLUSTER_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -78,23 +71,15 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         case 's': a->engine.step_tokens = atoi(optarg); break;
         case 'a': a->alias = optarg; break;
         case 'r': a->stats_path = optarg; break;
-        case 'C': a->cluster.endpoint = optarg; break;
-        case 'W': a->cluster.expect_workers = atoi(optarg); break;
-        case 'w':
-            if ((a->cluster.wire = wire_parse(optarg)) == (enum wire_type) - 1)
-                return -1;
-            break;
-        case 'K': a->cluster.key_file = optarg; break;
-        case 'L': a->cluster.local_shard = true; break;
-        case 'E': a->cluster.exact = true; break;
-        case 'P': a->cluster.placement_file = optarg; break;
         case 'h': usage(stdout); exit(0);
-        default: return -1;
+        default:
+            if (cluster_arg(c, optarg, &a->cluster) <= 0)
+                return -1;
         }
     }
     if (a->engine.step_tokens < a->engine.n_slots)
         a->engine.step_tokens = a->engine.n_slots;
-    if (a->cluster.endpoint && a->cluster.expect_workers < 1)
+    if (cluster_args_check(&a->cluster))
         return -1;
     return a->model && optind == argc ? 0 : -1;
 }
