@@ -85,6 +85,7 @@ enum kq_level kq_init_level(enum kq_level level)
         kq_register_avx2(table, &vec);
     if (level >= KQ_LEVEL_AVX512)
         kq_register_avx512(table, &vec, &f);
+    kq_x16_init_level(level);
     current_level = level;
     initialized = true;
     return level;

@@ -105,9 +105,9 @@ int main(int argc, char **argv)
         if (!w || !y || !xq)
             return 2;
         fill_weights(type, w, K, M);
-        const struct kq_matrix W = {w, type, K, M, row_bytes};
+        const struct kq_matrix W = {w, type, K, M, row_bytes, KQ_LAYOUT_ROWS};
         /* a smaller matrix for the batches: 64 tokens over 256 MiB would take long on ref */
-        const struct kq_matrix Wb = {w, type, K, M / 32, row_bytes};
+        const struct kq_matrix Wb = {w, type, K, M / 32, row_bytes, KQ_LAYOUT_ROWS};
         for (int lv = 0; lv <= (int)cf.level; lv++) {
             const enum kq_level level = kq_init_level((enum kq_level)lv);
             kq_convert_act(NULL, type, x, (size_t)K, (int)n_tok_batch, K, xq, act_stride);

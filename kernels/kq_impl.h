@@ -141,4 +141,31 @@ static inline int kq_nearest_int(float v)
     return (i & 0x007fffff) - 0x00400000;
 }
 
+/* ---- x16 layout (kq_x16.h): one entry per format that has it, filled like the dot table ---- */
+
+/* Repacks one group: 16 row-major rows (src, row_bytes apart) into the group's bytes at dst
+ * (16 × row_bytes, no overlap with src). */
+typedef void (*kq_x16_repack_fn)(int64_t n_cols, const void *src, size_t row_bytes, void *dst);
+/* Dequantizes row i (0..15) of the group at w into y (n_cols floats). */
+typedef void (*kq_x16_row_fn)(int64_t n_cols, const void *w, int i, float *y);
+/* y[t·y_stride + i] = dot(row i of the group at w, activation row t) for i < 16, t < n_tok;
+ * activation row t is at xq + (rows ? rows[t] : t)·act_stride, converted to the format's
+ * act_type. Outputs must not depend on n_tok or on a token's place in the call, and every SIMD
+ * level must give the reference's bits. */
+typedef void (*kq_x16_gemm_fn)(int64_t n_cols, const void *w, const uint8_t *xq,
+                               size_t act_stride, const int32_t *rows, int n_tok, float *y,
+                               size_t y_stride);
+
+struct kq_x16_ops {
+    kq_x16_repack_fn repack; /* NULL: no x16 layout for this format */
+    kq_x16_row_fn row_to_f32;
+    kq_x16_gemm_fn gemm;
+};
+
+/* Rebuilds the live x16 table for a level already capped by the CPU (called by kq_init_level). */
+void kq_x16_init_level(enum kq_level level);
+
+/* The live x16 entry of a type, or NULL if the format has none. */
+const struct kq_x16_ops *kq_x16_ops(enum kq_type type);
+
 #endif

@@ -488,7 +488,7 @@ static void test_matmul(const char *level, struct tp_pool *pool)
         const size_t row_bytes = kq_row_bytes(type, K), act_stride = kq_act_row_bytes(type, K);
         rng_seed(9000 + (uint64_t)t);
         gen_weights(type, w, M * K);
-        const struct kq_matrix W = {w, type, K, M, row_bytes};
+        const struct kq_matrix W = {w, type, K, M, row_bytes, KQ_LAYOUT_ROWS};
         for (size_t ni = 0; ni < sizeof(n_toks) / sizeof(n_toks[0]); ni++) {
             const int n_tok = n_toks[ni];
             gen_floats(x, (int64_t)n_tok * K);
@@ -591,7 +591,7 @@ static void test_matmul_multi(const char *level, struct tp_pool *pool)
         memcpy(xf, x, sizeof(xf));
         fit_type(kq_format(type)->act_type, xf, MAX_TOK * K);
         kq_convert_act(NULL, type, xf, K, MAX_TOK, K, xq[i], act_stride);
-        W[i] = (struct kq_matrix){w[i], type, K, M, kq_row_bytes(type, K)};
+        W[i] = (struct kq_matrix){w[i], type, K, M, kq_row_bytes(type, K), KQ_LAYOUT_ROWS};
         mm[i] = (struct kq_mm){&W[i], xq[i], act_stride, i % 2 ? rows : NULL, n_tok, y[i],
                                (size_t)M};
     }

@@ -10,6 +10,7 @@
  * do not depend on the batch. */
 #include <stdatomic.h>
 
+#include "kernels/kq_impl.h"
 #include "kernels/matmul.h"
 
 /* Rows per chunk for batches: 16 rows of a 4096-wide Q8_0 matrix are 70 KB, so a chunk stays in
@@ -73,6 +74,7 @@ void kq_convert_act(struct tp_pool *pool, enum kq_type wtype, const float *x, si
 
 struct matmul_job {
     const struct kq_matrix *W;
+    kq_x16_gemm_fn gemm_x16; /* set for a repacked W: whole 16-row groups, every token at once */
     kq_dot_fn dot;
     kq_dot4_fn dot4; /* NULL: every token through dot */
     const uint8_t *xq;
@@ -112,10 +114,24 @@ static void chunk_dot4(const struct matmul_job *job, int t, int64_t r0, int64_t 
     }
 }
 
+/* A repacked W: chunks start on group boundaries (chunk sizes are multiples of 16 rows and
+ * kq_x16_supported asked for n_rows a multiple of 16). */
+static void chunk_x16(const struct matmul_job *job, int64_t r0, int64_t r1)
+{
+    const struct kq_matrix *W = job->W;
+    for (int64_t r = r0; r < r1; r += KQ_X16_ROWS)
+        job->gemm_x16(W->n_cols, (const uint8_t *)W->data + (size_t)r * W->row_bytes, job->xq,
+                      job->act_stride, job->rows, job->n_tok, job->y + r, job->y_stride);
+}
+
 static void matmul_chunk(const struct matmul_job *job, int64_t r0, int64_t r1)
 {
     const struct kq_matrix *W = job->W;
     const uint8_t *wdata = W->data;
+    if (job->gemm_x16) {
+        chunk_x16(job, r0, r1);
+        return;
+    }
     int t = 0;
     for (; job->dot4 && job->n_tok - t >= DOT4_MIN_TAIL; t += 4)
         chunk_dot4(job, t, r0, r1);
@@ -181,10 +197,13 @@ static void multi_step(struct tp_pool *pool, int n, const struct kq_mm *mm)
     mj.first_chunk[0] = 0;
     for (int i = 0; i < n; i++) {
         const struct kq_format *f = kq_format(mm[i].W->type);
+        const struct kq_x16_ops *x16 =
+            mm[i].W->layout == KQ_LAYOUT_X16 ? kq_x16_ops(mm[i].W->type) : NULL;
         if (!f || !f->dot || mm[i].n_tok <= 0 || mm[i].W->n_rows <= 0)
             continue;
         const int64_t chunk = chunk_rows_for(&mm[i], total_rows, nth);
-        mj.jobs[mj.n] = (struct matmul_job){mm[i].W, f->dot, f->dot4, mm[i].xq,
+        mj.jobs[mj.n] = (struct matmul_job){mm[i].W, x16 ? x16->gemm : NULL, f->dot, f->dot4,
+                                            mm[i].xq,
                                             mm[i].act_stride, mm[i].rows, mm[i].n_tok,
                                             mm[i].y, mm[i].y_stride, chunk};
         mj.first_chunk[mj.n + 1] = mj.first_chunk[mj.n] + (mm[i].W->n_rows + chunk - 1) / chunk;
@@ -217,6 +236,15 @@ void kq_matmul_rows(struct tp_pool *pool, const struct kq_matrix *W, const void 
 {
     const struct kq_mm mm = {W, xq, act_stride, rows, n_tok, y, y_stride};
     multi_step(pool, 1, &mm);
+}
+
+void kq_matrix_row_to_f32(const struct kq_matrix *W, int64_t r, float *y)
+{
+    if (W->layout == KQ_LAYOUT_X16)
+        kq_x16_row_to_f32(W->type, W->n_cols, W->data, r, y);
+    else
+        kq_format(W->type)->to_f32((const uint8_t *)W->data + (size_t)r * W->row_bytes, y,
+                                   W->n_cols);
 }
 
 size_t kq_act_row_bytes_max(int64_t n_cols)

@@ -12,16 +12,22 @@
 #include <stdint.h>
 
 #include "kq.h"
+#include "kq_x16.h"
 #include "tp.h"
 
-/* A borrowed view of a 2-D weight: n_rows rows of n_cols elements (ne0 = n_cols), row-contiguous. */
+/* A borrowed view of a 2-D weight: n_rows rows of n_cols elements (ne0 = n_cols), n_rows ×
+ * row_bytes bytes, row-major or repacked 16 rows at a time (kq_x16.h). */
 struct kq_matrix {
     const void *data;
     enum kq_type type;
     int64_t n_cols;   /* K: input width (GGUF ne0) */
     int64_t n_rows;   /* M: output width (GGUF ne1) */
     size_t row_bytes; /* kq_row_bytes(type, n_cols) */
+    enum kq_layout layout;
 };
+
+/* Dequantizes row r of W into y (n_cols floats), whatever its layout (embedding lookups). */
+void kq_matrix_row_to_f32(const struct kq_matrix *W, int64_t r, float *y);
 
 /* Room for one converted activation row of n_cols elements whatever the weight type (F32, the
  * widest act type, at 4 bytes an element), rounded up to a cache line. */

@@ -151,10 +151,8 @@ static int check_batch(const struct fwd_state *st, const struct fwd_batch *b,
 static void embed(struct fwd_state *st, const struct fwd_batch *b)
 {
     const struct kq_matrix *E = &st->m->tok_embd;
-    const struct kq_format *f = kq_format(E->type);
     for (int t = 0; t < b->n_tokens; t++)
-        f->to_f32((const uint8_t *)E->data + (size_t)b->token[t] * E->row_bytes,
-                  st->h + (size_t)t * E->n_cols, E->n_cols);
+        kq_matrix_row_to_f32(E, b->token[t], st->h + (size_t)t * E->n_cols);
 }
 
 static void norm_rows(struct fwd_state *st, int n_tok, const float *w)
