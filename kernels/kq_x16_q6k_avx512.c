@@ -52,20 +52,37 @@ static KQ_ALWAYS_INLINE __m512i offset32(const struct kq_block_q8_K *a)
     return _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), b), 5);
 }
 
-/* 4 activation bytes as one int32 broadcast to every lane. Read through a may_alias, byte-aligned
- * type so that GCC folds the load into VPDPBUSD's {1to16} memory operand (the memcpy form
- * becomes a separate VPBROADCASTD). */
+/* acc += VPDPBUSD(q, the 4 activation bytes at p broadcast to every lane), the broadcast being
+ * the instruction's {1to16} memory operand. GCC's intrinsic never folds the broadcast and emits a
+ * VPBROADCASTD per call; on this Zen 4 class machine the folded form measured 1.62 -> 1.49 ns
+ * per row-block per token with 8 tokens. The bytes are read through a may_alias type. */
 typedef int32_t KQ_ALIAS_I32 __attribute__((may_alias, aligned(1)));
 
-static KQ_ALWAYS_INLINE __m512i bcast32(const int8_t *p)
-{
-    return _mm512_set1_epi32(*(const KQ_ALIAS_I32 *)p);
-}
-
-static KQ_ALWAYS_INLINE __m512i dpbusd_b(__m512i acc, __m512i q, const int8_t *p)
+static KQ_ALWAYS_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i q, const int8_t *p)
 {
     __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(q), "m"(*(const KQ_ALIAS_I32 *)p));
     return acc;
+}
+
+/* Sub-block s of group block g for nt tokens: sumi[t] += sc_s · (Σ q·a − 32·bsum_s). */
+static KQ_ALWAYS_INLINE void sub_block(const uint8_t *g, int s,
+                                       const struct kq_block_q8_K *const a[TILE], int64_t b,
+                                       int nt, const int32_t off[TILE][16], __m512i sumi[TILE])
+{
+    __m512i q[4];
+    decode_sub(g + OFF_QS + 192 * s, q);
+    const __m512i sc =
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + OFF_SC + R * s)));
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) {
+        const int8_t *x = a[t][b].qs + 16 * s;
+        __m512i isum = _mm512_set1_epi32(off[t][s]);
+        isum = dpbusd_bcast(isum, q[0], x);
+        isum = dpbusd_bcast(isum, q[1], x + 4);
+        isum = dpbusd_bcast(isum, q[2], x + 8);
+        isum = dpbusd_bcast(isum, q[3], x + 12);
+        sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(isum, sc));
+    }
 }
 
 /* nt tokens (a compile-time constant in each instance) over the whole group: acc[t] ends as the
@@ -85,21 +102,16 @@ static KQ_ALWAYS_INLINE void gemm_tile(int64_t nb, const uint8_t *w,
             _mm512_store_si512(off[t], offset32(&a[t][b]));
             sumi[t] = _mm512_setzero_si512();
         }
-        for (int s = 0; s < 16; s++) {
-            __m512i q[4];
-            decode_sub(g + OFF_QS + 192 * s, q);
-            const __m512i sc =
-                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + OFF_SC + R * s)));
-#pragma GCC unroll 8
-            for (int t = 0; t < nt; t++) {
-                const int8_t *x = a[t][b].qs + 16 * s;
-                __m512i isum = _mm512_set1_epi32(off[t][s]);
-                isum = dpbusd_b(isum, q[0], x);
-                isum = dpbusd_b(isum, q[1], x + 4);
-                isum = dpbusd_b(isum, q[2], x + 8);
-                isum = dpbusd_b(isum, q[3], x + 12);
-                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(isum, sc));
-            }
+        if (nt == 1) {
+            /* one token: two sub-blocks per iteration let the out-of-order core overlap two
+             * VPDPBUSD chains (measured 2.9 -> 2.6 ns per row-block; with more tokens, whose
+             * chains are independent already, unrolling measured a little slower) */
+#pragma GCC unroll 2
+            for (int s = 0; s < 16; s++)
+                sub_block(g, s, a, b, 1, off, sumi);
+        } else {
+            for (int s = 0; s < 16; s++)
+                sub_block(g, s, a, b, nt, off, sumi);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + OFF_D)));
 #pragma GCC unroll 8
