@@ -3,16 +3,18 @@
  *
  * Group layout. A group holds rows 16g..16g+15; its column block b (256 elements) takes the
  * 16 × 210 = 3360 bytes the 16 rows' block b took, at offset 3360·b, in this order:
- *   0     qs[16][3][64]  sub-block s (elements 16s..16s+15, one scale), vector v = 0..2 at
- *                        192·s + 64·v; lane i (bytes 4i..4i+3) is row i. Byte e of lane i:
+ *   0     d[16]          f16, row i's super-block scale.
+ *   32    sc[16][16]     int8, sc[s][i] = row i's scale of sub-block s: one 16-byte load
+ *                        sign-extends to the 16 rows' int32 scales of a sub-block.
+ *   288   qs[16][3][64]  sub-block s (elements 16s..16s+15, one scale), vector v = 0..2 at
+ *                        288 + 192·s + 64·v; lane i (bytes 4i..4i+3) is row i. Byte e of lane i:
  *                          bits 0..5  q_i[16s + 4v + e]       (the unsigned 6-bit value 0..63)
  *                          bits 6..7  bits 2v, 2v+1 of q_i[16s + 12 + e]
  *                        so a 64-byte load masked with 0x3F is one VPDPBUSD operand (4
  *                        consecutive weights of 16 rows, unsigned) for v = 0..2, and the fourth
  *                        (elements 12..15) is gathered from the three top-bit pairs with shifts.
- *   3072  sc[16][16]     int8, sc[s][i] = row i's scale of sub-block s: one 16-byte load
- *                        sign-extends to the 16 rows' int32 scales of a sub-block.
- *   3328  d[16]          f16, row i's super-block scale.
+ * Scales before weights, so that a kernel reads each block front to back as one stream (with the
+ * scales last, each block would start with a read 3 KB ahead of the weights it streams).
  * 16·192 + 256 + 32 = 3360: nothing added, nothing lost. The weights are stored unsigned
  * (GGUF's q, not q − 32) because VPDPBUSD multiplies unsigned by signed bytes; the offset is
  * taken out exactly through the activations' bsums (Q8_K keeps one per 16 elements).
@@ -33,10 +35,10 @@
 
 #define R KQ_X16_ROWS
 #define GROUP_BLOCK_BYTES (R * sizeof(struct kq_block_q6_K))
-#define OFF_QS 0
-#define OFF_SC 3072
-#define OFF_D 3328
-_Static_assert(OFF_D + 2 * R == 16 * 210, "a group's block is 16 Q6_K blocks");
+#define OFF_QS 288
+#define OFF_SC 32
+#define OFF_D 0
+_Static_assert(OFF_QS + 16 * 192 == 16 * 210, "a group's block is 16 Q6_K blocks");
 
 /* Element j (0..255) of a row-major Q6_K block as its unsigned 6-bit value (gguf.md §4). */
 static uint8_t q6_get(const struct kq_block_q6_K *x, int j)

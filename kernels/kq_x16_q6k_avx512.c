@@ -15,9 +15,9 @@
 
 #define R KQ_X16_ROWS
 #define GROUP_BLOCK_BYTES (R * sizeof(struct kq_block_q6_K))
-#define OFF_QS 0
-#define OFF_SC 3072
-#define OFF_D 3328
+#define OFF_QS 288
+#define OFF_SC 32
+#define OFF_D 0
 #define TILE 8
 #define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 
