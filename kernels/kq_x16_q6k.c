@@ -140,8 +140,8 @@ static void unpack_weights(const uint8_t *g, uint8_t q[R][QK_K])
 }
 
 /* sumi of one group block against one activation block, 16 rows. */
-static void block_sumi(const uint8_t *g, const uint8_t q[R][QK_K],
-                       const struct kq_block_q8_K *a, int32_t sumi[R])
+static void block_sumi(const uint8_t *g, const uint8_t q[R][QK_K], const struct kq_block_q8_K *a,
+                       int32_t sumi[R])
 {
     int16_t bsums[16];
     memcpy(bsums, KQ_Q8K_BSUMS(a), sizeof(bsums));

@@ -102,11 +102,11 @@ static KQ_ALWAYS_INLINE void gemm_half(int64_t nb, const uint8_t *w, int h,
     }
 }
 
-#define TILE_INSTANCE(n)                                                                          \
-    static void gemm_half_##n(int64_t nb, const uint8_t *w, int h,                                \
-                              const struct kq_block_q8_K *const a[TILE], __m256 acc[TILE])        \
-    {                                                                                             \
-        gemm_half(nb, w, h, a, n, acc);                                                           \
+#define TILE_INSTANCE(n)                                                                           \
+    static void gemm_half_##n(int64_t nb, const uint8_t *w, int h,                                 \
+                              const struct kq_block_q8_K *const a[TILE], __m256 acc[TILE])         \
+    {                                                                                              \
+        gemm_half(nb, w, h, a, n, acc);                                                            \
     }
 TILE_INSTANCE(1)
 TILE_INSTANCE(2)
@@ -115,8 +115,7 @@ TILE_INSTANCE(4)
 
 typedef void (*half_fn)(int64_t, const uint8_t *, int, const struct kq_block_q8_K *const[TILE],
                         __m256[TILE]);
-static const half_fn halves[TILE + 1] = {NULL, gemm_half_1, gemm_half_2, gemm_half_3,
-                                         gemm_half_4};
+static const half_fn halves[TILE + 1] = {NULL, gemm_half_1, gemm_half_2, gemm_half_3, gemm_half_4};
 
 static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
                  const int32_t *rows, int n_tok, float *y, size_t y_stride)

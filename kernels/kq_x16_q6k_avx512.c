@@ -66,13 +66,12 @@ static KQ_ALWAYS_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i q, const int8_
 
 /* Sub-block s of group block g for nt tokens: sumi[t] += sc_s · (Σ q·a − 32·bsum_s). */
 static KQ_ALWAYS_INLINE void sub_block(const uint8_t *g, int s,
-                                       const struct kq_block_q8_K *const a[TILE], int64_t b,
-                                       int nt, const int32_t off[TILE][16], __m512i sumi[TILE])
+                                       const struct kq_block_q8_K *const a[TILE], int64_t b, int nt,
+                                       const int32_t off[TILE][16], __m512i sumi[TILE])
 {
     __m512i q[4];
     decode_sub(g + OFF_QS + 192 * s, q);
-    const __m512i sc =
-        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + OFF_SC + R * s)));
+    const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + OFF_SC + R * s)));
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) {
         const int8_t *x = a[t][b].qs + 16 * s;
@@ -122,11 +121,11 @@ static KQ_ALWAYS_INLINE void gemm_tile(int64_t nb, const uint8_t *w,
     }
 }
 
-#define TILE_INSTANCE(n)                                                                          \
-    static void gemm_tile_##n(int64_t nb, const uint8_t *w,                                       \
-                              const struct kq_block_q8_K *const a[TILE], __m512 acc[TILE])        \
-    {                                                                                             \
-        gemm_tile(nb, w, a, n, acc);                                                              \
+#define TILE_INSTANCE(n)                                                                           \
+    static void gemm_tile_##n(int64_t nb, const uint8_t *w,                                        \
+                              const struct kq_block_q8_K *const a[TILE], __m512 acc[TILE])         \
+    {                                                                                              \
+        gemm_tile(nb, w, a, n, acc);                                                               \
     }
 TILE_INSTANCE(1)
 TILE_INSTANCE(2)

@@ -144,11 +144,16 @@ static void fill_q6k_edges(struct mat *m)
                 (void *)(m->rows_w + (size_t)r * m->row_bytes + (size_t)b * sizeof(*x));
             const int kind = (int)((r + b) % 4);
             for (int j = 0; j < QK_K; j++)
-                q6k_set(x, j, kind == 0 ? 0 : kind == 1 ? 63 : kind == 2 ? 63 * (j & 1)
-                                                                   : (int)(rng_u64() % 64));
+                q6k_set(x, j,
+                        kind == 0   ? 0
+                        : kind == 1 ? 63
+                        : kind == 2 ? 63 * (j & 1)
+                                    : (int)(rng_u64() % 64));
             for (int s = 0; s < 16; s++) {
                 const int sk = (int)((r + s) % 3);
-                x->scales[s] = (int8_t)(sk == 0 ? -128 : sk == 1 ? 127 : (int)(rng_u64() % 256) - 128);
+                x->scales[s] = (int8_t)(sk == 0   ? -128
+                                        : sk == 1 ? 127
+                                                  : (int)(rng_u64() % 256) - 128);
             }
             x->d = kq_f32_to_f16((r % 2 ? -1.0f : 1.0f) * (0.001f + rng_unit()));
         }
@@ -159,8 +164,10 @@ static void fill_q6k_edges(struct mat *m)
             const int kind = (int)((t + 3 * b) % 4);
             int16_t bsums[16] = {0};
             for (int j = 0; j < QK_K; j++) {
-                const int v = kind == 0 ? -128 : kind == 1 ? 127 : kind == 2 ? (j & 2 ? 127 : -128)
-                                                                     : (int)(rng_u64() % 256) - 128;
+                const int v = kind == 0   ? -128
+                              : kind == 1 ? 127
+                              : kind == 2 ? (j & 2 ? 127 : -128)
+                                          : (int)(rng_u64() % 256) - 128;
                 a->qs[j] = (int8_t)v;
                 bsums[j / 16] = (int16_t)(bsums[j / 16] + v);
             }
