@@ -40,73 +40,92 @@
 #define OFF_D 0
 _Static_assert(OFF_QS + 16 * 192 == 16 * 210, "a group's block is 16 Q6_K blocks");
 
-/* Element j (0..255) of a row-major Q6_K block as its unsigned 6-bit value (gguf.md §4). */
-static uint8_t q6_get(const struct kq_block_q6_K *x, int j)
+/* The 256 unsigned 6-bit values of a row-major Q6_K block, in element order (gguf.md §4: low
+ * nibbles in ql, top bit pairs in qh, 128 elements per half). */
+static void q6_unpack(const struct kq_block_q6_K *x, uint8_t q[QK_K])
 {
-    const int h = j / 128, l = j % 32, quarter = (j % 128) / 32;
-    const uint8_t ql = x->ql[64 * h + l + 32 * (quarter & 1)];
-    const uint8_t lo = quarter < 2 ? ql & 0xF : ql >> 4;
-    const uint8_t hi = (x->qh[32 * h + l] >> (2 * quarter)) & 3;
-    return (uint8_t)(lo | hi << 4);
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+        uint8_t *out = q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            out[l] = (uint8_t)((ql[l] & 0xF) | (qh[l] & 3) << 4);
+            out[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4);
+            out[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
+            out[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (qh[l] >> 6) << 4);
+        }
+    }
 }
 
-static void q6_set(struct kq_block_q6_K *x, int j, uint8_t q)
+/* The inverse of q6_unpack: writes ql and qh of x from q. */
+static void q6_pack(const uint8_t q[QK_K], struct kq_block_q6_K *x)
 {
-    const int h = j / 128, l = j % 32, quarter = (j % 128) / 32;
-    uint8_t *ql = &x->ql[64 * h + l + 32 * (quarter & 1)];
-    const int shift = quarter < 2 ? 0 : 4;
-    *ql = (uint8_t)((*ql & ~(0xF << shift)) | (q & 0xF) << shift);
-    uint8_t *qh = &x->qh[32 * h + l];
-    *qh = (uint8_t)((*qh & ~(3 << 2 * quarter)) | (q >> 4) << 2 * quarter);
+    for (int h = 0; h < 2; h++) {
+        uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+        const uint8_t *in = q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            ql[l] = (uint8_t)((in[l] & 0xF) | (in[l + 64] & 0xF) << 4);
+            ql[l + 32] = (uint8_t)((in[l + 32] & 0xF) | (in[l + 96] & 0xF) << 4);
+            qh[l] = (uint8_t)((in[l] >> 4) | (in[l + 32] >> 4) << 2 | (in[l + 64] >> 4) << 4 |
+                              (in[l + 96] >> 4) << 6);
+        }
+    }
 }
 
-/* Byte (s, v, i, e) of a group block, from the unsigned weights q[i][j] of its 16 rows. */
-static uint8_t qs_byte(const uint8_t q[R][QK_K], int s, int v, int i, int e)
+/* Writes row i's weights q into its lanes of a group block (layout above). */
+static void put_row_weights(const uint8_t q[QK_K], int i, uint8_t *g)
 {
-    const uint8_t top = (q[i][16 * s + 12 + e] >> (2 * v)) & 3;
-    return (uint8_t)(q[i][16 * s + 4 * v + e] | top << 6);
+    for (int s = 0; s < 16; s++) {
+        uint8_t *lane = g + OFF_QS + 192 * s + 4 * i;
+        const uint8_t *in = q + 16 * s;
+        for (int e = 0; e < 4; e++) {
+            const uint8_t fourth = in[12 + e];
+            lane[e] = (uint8_t)(in[e] | (fourth & 3) << 6);
+            lane[64 + e] = (uint8_t)(in[4 + e] | ((fourth >> 2) & 3) << 6);
+            lane[128 + e] = (uint8_t)(in[8 + e] | (fourth >> 4) << 6);
+        }
+    }
+}
+
+/* Reads row i's weights back from its lanes of a group block. */
+static void get_row_weights(const uint8_t *g, int i, uint8_t q[QK_K])
+{
+    for (int s = 0; s < 16; s++) {
+        const uint8_t *lane = g + OFF_QS + 192 * s + 4 * i;
+        uint8_t *out = q + 16 * s;
+        for (int e = 0; e < 4; e++) {
+            out[e] = lane[e] & 0x3F;
+            out[4 + e] = lane[64 + e] & 0x3F;
+            out[8 + e] = lane[128 + e] & 0x3F;
+            out[12 + e] =
+                (uint8_t)((lane[e] >> 6) | (lane[64 + e] >> 6) << 2 | (lane[128 + e] >> 6) << 4);
+        }
+    }
 }
 
 static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
 {
     for (int64_t b = 0; b < n_cols / QK_K; b++) {
         uint8_t *g = (uint8_t *)dst + (size_t)b * GROUP_BLOCK_BYTES;
-        uint8_t q[R][QK_K];
         for (int i = 0; i < R; i++) {
             const struct kq_block_q6_K *x =
                 (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
                                (size_t)b * sizeof(struct kq_block_q6_K));
-            for (int j = 0; j < QK_K; j++)
-                q[i][j] = q6_get(x, j);
+            uint8_t q[QK_K];
+            q6_unpack(x, q);
+            put_row_weights(q, i, g);
             for (int s = 0; s < 16; s++)
                 g[OFF_SC + R * s + i] = (uint8_t)x->scales[s];
             memcpy(g + OFF_D + 2 * i, &x->d, 2);
         }
-        for (int s = 0; s < 16; s++)
-            for (int v = 0; v < 3; v++)
-                for (int i = 0; i < R; i++)
-                    for (int e = 0; e < 4; e++)
-                        g[OFF_QS + 192 * s + 64 * v + 4 * i + e] = qs_byte(q, s, v, i, e);
     }
-}
-
-/* The unsigned weight of row i, element j of a group block. */
-static uint8_t group_q(const uint8_t *g, int i, int j)
-{
-    const int s = j / 16, k = j % 16;
-    const uint8_t *lane = g + OFF_QS + 192 * s + 4 * i;
-    if (k < 12)
-        return lane[64 * (k / 4) + k % 4] & 0x3F;
-    const int e = k - 12;
-    return (uint8_t)((lane[e] >> 6) | (lane[64 + e] >> 6) << 2 | (lane[128 + e] >> 6) << 4);
 }
 
 /* Row i's Q6_K block b, as GGUF stores it. */
 static void block_of_row(const uint8_t *g, int i, struct kq_block_q6_K *x)
 {
-    memset(x, 0, sizeof(*x));
-    for (int j = 0; j < QK_K; j++)
-        q6_set(x, j, group_q(g, i, j));
+    uint8_t q[QK_K];
+    get_row_weights(g, i, q);
+    q6_pack(q, x);
     for (int s = 0; s < 16; s++)
         x->scales[s] = (int8_t)g[OFF_SC + R * s + i];
     memcpy(&x->d, g + OFF_D + 2 * i, 2);
@@ -125,18 +144,8 @@ static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
 /* The unsigned weights of one group block, q[i][j] for row i, element j. */
 static void unpack_weights(const uint8_t *g, uint8_t q[R][QK_K])
 {
-    for (int s = 0; s < 16; s++)
-        for (int i = 0; i < R; i++) {
-            const uint8_t *lane = g + OFF_QS + 192 * s + 4 * i;
-            uint8_t *out = &q[i][16 * s];
-            for (int e = 0; e < 4; e++) {
-                out[e] = lane[e] & 0x3F;
-                out[4 + e] = lane[64 + e] & 0x3F;
-                out[8 + e] = lane[128 + e] & 0x3F;
-                out[12 + e] = (uint8_t)((lane[e] >> 6) | (lane[64 + e] >> 6) << 2 |
-                                        (lane[128 + e] >> 6) << 4);
-            }
-        }
+    for (int i = 0; i < R; i++)
+        get_row_weights(g, i, q[i]);
 }
 
 /* sumi of one group block against one activation block, 16 rows. */
