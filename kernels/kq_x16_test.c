@@ -2,7 +2,7 @@
  * registers x16 ops, at every SIMD level this CPU has (switched in-process with kq_init_level).
  *
  * On matrices from the format's own quantizer (fixed seeds, magnitudes varying per 32 elements,
- * zero groups and outliers included): repacking (into a copy and in place) loses nothing, as
+ * zero groups and outliers included) and of random blocks (every bit pattern): repacking (into a copy and in place) loses nothing, as
  * row_to_f32 equals the row-major to_f32 bit for bit; gemm agrees with the row-major reference
  * dot within float-reordering noise, and is bit-identical across SIMD levels, numbers of tokens
  * per call, token positions and `rows` indirection (batch invariance and --exact rest on it);
@@ -88,6 +88,23 @@ struct mat {
     float *yref; /* MAX_TOK × n_rows: the reference level's gemm, all tokens in one call */
 };
 
+/* Random bytes for one block (every bit pattern of the integer and scale fields), drawn again
+ * until the block dequantizes to finite values: the float fields' Inf and NaN patterns would
+ * only compare NaN payloads. */
+static void random_block(const struct kq_format *f, uint8_t *blk, float *tmp)
+{
+    for (;;) {
+        for (int i = 0; i < f->block_bytes; i++)
+            blk[i] = (uint8_t)rng_u64();
+        f->to_f32(blk, tmp, f->block_elems);
+        bool finite = true;
+        for (int i = 0; i < f->block_elems; i++)
+            finite = finite && isfinite(tmp[i]);
+        if (finite)
+            return;
+    }
+}
+
 static void mat_alloc(struct mat *m, enum kq_type type, int64_t n_cols, int64_t n_rows)
 {
     const struct kq_format *f = &kq_ref_table[type];
@@ -99,16 +116,23 @@ static void mat_alloc(struct mat *m, enum kq_type type, int64_t n_cols, int64_t 
     m->yref = xmalloc(sizeof(float) * (size_t)(n_rows * MAX_TOK));
 }
 
+/* A matrix from the format's quantizer, or (random_bytes) from random_block. */
 static void mat_make(struct mat *m, enum kq_type type, int64_t n_cols, int64_t n_rows,
-                     uint64_t seed)
+                     uint64_t seed, bool random_bytes)
 {
     const struct kq_format *f = &kq_ref_table[type], *act = &kq_ref_table[f->act_type];
     mat_alloc(m, type, n_cols, n_rows);
     float *x = xmalloc(sizeof(float) * (size_t)n_cols);
     rng_state = seed;
     for (int64_t r = 0; r < n_rows; r++) {
-        gen_floats(x, n_cols);
-        f->from_f32(x, m->rows_w + (size_t)r * m->row_bytes, n_cols);
+        uint8_t *row = m->rows_w + (size_t)r * m->row_bytes;
+        if (random_bytes) {
+            for (int64_t b = 0; b < n_cols / f->block_elems; b++)
+                random_block(f, row + (size_t)b * (size_t)f->block_bytes, x);
+        } else {
+            gen_floats(x, n_cols);
+            f->from_f32(x, row, n_cols);
+        }
     }
     for (int t = 0; t < MAX_TOK; t++) {
         gen_floats(x, n_cols);
@@ -333,8 +357,10 @@ static void test_supported(enum kq_type type)
 
 int main(void)
 {
-    static const int64_t shapes[][2] = {{256, 16}, {512, 48}, {1024, 32}, {4096, 128},
-                                        {2816, 64}};
+    /* n_cols, n_rows, random bytes (else the quantizer's output) */
+    static const int64_t shapes[][3] = {{256, 16, 0},   {512, 48, 0}, {1024, 32, 0},
+                                        {4096, 128, 0}, {2816, 64, 0}, {512, 32, 1},
+                                        {2048, 48, 1}};
     enum { N_SHAPES = sizeof(shapes) / sizeof(shapes[0]) };
     kq_init(); /* the best level, capped by MOEPOOL_SIMD (ctest runs this once with avx2) */
     enum kq_level best = KQ_LEVEL_REF;
@@ -353,7 +379,7 @@ int main(void)
         int n_mats = N_SHAPES;
         for (int s = 0; s < N_SHAPES; s++)
             mat_make(&mats[s], (enum kq_type)type, shapes[s][0], shapes[s][1],
-                     1000 * (uint64_t)type + s);
+                     1000 * (uint64_t)type + s, shapes[s][2]);
         if (edge_fill[type]) {
             mat_alloc(&mats[n_mats], (enum kq_type)type, 1024, 32);
             edge_fill[type](&mats[n_mats++]);
