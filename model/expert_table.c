@@ -37,6 +37,7 @@ int expert_table_from_model(const struct model *m, struct expert_table **out, st
                 .gate = L->gate_exps.data + (size_t)e * L->gate_exps.expert_bytes,
                 .up = L->up_exps.data + (size_t)e * L->up_exps.expert_bytes,
                 .down = L->down_exps.data + (size_t)e * L->down_exps.expert_bytes,
+                .layout = {L->gate_exps.layout, L->up_exps.layout, L->down_exps.layout},
             };
     }
     return 0;

@@ -511,7 +511,10 @@ int gguf_open(const char *path, struct gguf_file **out, struct mp_error *err)
         return mp_error_set(err, MP_ECORRUPT, "%s: too small to be a GGUF file (%lld bytes)",
                             path, (long long)st.st_size);
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    /* Private, so that a tensor repacked in place (model/repack.h, after gguf_writable) becomes
+     * anonymous memory of this process while the file and every untouched page stay shared. Read
+     * only until then: a stray write to a weight faults instead of silently changing it. */
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED)
         return mp_error_set(err, MP_EIO, "%s: cannot map: %s", path, strerror(errno));
@@ -522,6 +525,30 @@ int gguf_open(const char *path, struct gguf_file **out, struct mp_error *err)
     }
     (*out)->mapped = true;
     return 0;
+}
+
+void *gguf_writable(struct gguf_file *f, const void *p, size_t len, struct mp_error *err)
+{
+    const uint8_t *b = p;
+    if (!f->mapped) {
+        mp_error_set(err, MP_EUNSUPPORTED, "%s: not a file mapping", f->path);
+        return NULL;
+    }
+    if (b < f->base || len > f->size || (size_t)(b - f->base) > f->size - len) {
+        mp_error_set(err, MP_ERANGE, "%s: %zu bytes outside the mapping", f->path, len);
+        return NULL;
+    }
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t start = (uintptr_t)b & ~(page - 1);
+    const uintptr_t end = ((uintptr_t)b + len + page - 1) & ~(page - 1);
+    /* Each page stays the file's until its first write, which copies it (and charges it to this
+     * process's committed memory): only what is written costs memory. */
+    if (len && mprotect((void *)start, end - start, PROT_READ | PROT_WRITE)) {
+        mp_error_set(err, MP_ENOMEM, "%s: cannot make %zu bytes writable: %s", f->path, len,
+                     strerror(errno));
+        return NULL;
+    }
+    return (void *)(uintptr_t)b;
 }
 
 void gguf_close(struct gguf_file *f)

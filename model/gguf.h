@@ -1,7 +1,7 @@
 /* model/gguf.h: a validating reader for GGUF v2/v3 files (spec: ../shared/docs/gguf.md §1).
  *
- * The file is memory-mapped once; keys, strings and tensor data are views into that mapping, so
- * weights are never copied. Every count, length, offset and size is checked against the bytes
+ * The file is memory-mapped once (privately, read-only until gguf_writable); keys, strings and
+ * tensor data are views into that mapping, so weights are never copied. Every count, length, offset and size is checked against the bytes
  * that are really there (and for overflow) before use: a parsed struct gguf_file can be trusted by
  * the rest of the program. Errors name the file and the offending key or tensor. */
 #ifndef GGUF_H
@@ -98,6 +98,12 @@ int gguf_parse(const void *buf, size_t size, const char *label, struct gguf_file
                struct mp_error *err);
 
 void gguf_close(struct gguf_file *f); /* NULL-safe */
+
+/* Makes [p, p + len) of a file opened by gguf_open writable and returns p as a writable pointer.
+ * The mapping is private: what is written stays in this process (copy-on-write, page by page)
+ * and never reaches the file. NULL with err filled for a gguf_parse buffer or a range outside
+ * the mapping. */
+void *gguf_writable(struct gguf_file *f, const void *p, size_t len, struct mp_error *err);
 
 const struct gguf_kv *gguf_find(const struct gguf_file *f, const char *key);
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name);

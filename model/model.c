@@ -115,7 +115,7 @@ struct kq_matrix model_expert(const struct expert_matrix *x, int64_t e)
 {
     return (struct kq_matrix){.data = x->data + (size_t)e * x->expert_bytes, .type = x->type,
                               .n_cols = x->n_cols, .n_rows = x->n_rows,
-                              .row_bytes = x->row_bytes};
+                              .row_bytes = x->row_bytes, .layout = x->layout};
 }
 
 int model_moe_index(const struct model *m, int il)

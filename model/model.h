@@ -50,6 +50,7 @@ struct expert_matrix {
     int64_t n_expert;
     size_t row_bytes;
     size_t expert_bytes; /* n_rows * row_bytes */
+    enum kq_layout layout; /* of every expert's bytes in the mapping (model/repack.h) */
 };
 
 struct layer {
@@ -82,6 +83,7 @@ struct model {
     struct kq_matrix output; /* the head; the embedding itself when tied */
     const float *output_norm;
     int n_moe_layers;
+    bool dense_repacked, experts_repacked; /* model/repack.h: done once */
 };
 
 /* Opens a GGUF file and binds it to its architecture; every tensor a layer needs is checked for

@@ -1,0 +1,60 @@
+/* model/repack.h: putting weights in the x16 layout (kernels/kq_x16.h) where this process holds
+ * them, once, at load.
+ *
+ * A matrix is repacked in place when its format has x16 kernels and its shape allows it
+ * (kq_x16_supported: whole blocks per row, n_rows a multiple of 16); every other matrix stays
+ * row-major, and the kq_matrix handed to the kernels says which (its `layout`). Repacking keeps
+ * every 16-row group in its own bytes, so offsets, sizes and the files themselves never change:
+ *   - the model's dense matrices (attention q/k/v/o, short-conv in/out, dense FFN, the head, the
+ *     token embedding when the head is tied to it) in the GGUF mapping: repack_model_dense, called
+ *     by fwd_state_new, i.e. by every process that runs the forward pass and only by those;
+ *   - the model's experts in the mapping: repack_model_experts, called by eb_local_new for the
+ *     in-process table (moepool run/serve/logits/bench without a cluster);
+ *   - a worker's shard in its NUMA-local memory: repack_expert_table, called by shard_load.
+ * A cluster coordinator runs the forward pass but no in-process table, so it never touches the
+ * expert tensors (it streams them to workers from its mapping, as the file has them).
+ *
+ * The mapping is private (gguf_open): a repacked page becomes this process's anonymous memory,
+ * the file and every untouched page stay shared with the page cache, nothing is written back.
+ *
+ * MOEPOOL_LAYOUT=rows (read once) keeps everything row-major, for A/B benchmarks and debugging;
+ * unset or x16: x16 wherever supported. Each repack logs one line: layout, matrices and bytes
+ * repacked, matrices kept row-major, seconds. */
+#ifndef REPACK_H
+#define REPACK_H
+
+#include "base/err.h"
+#include "kernels/kq_x16.h"
+#include "model/expert_table.h"
+#include "model/model.h"
+
+/* The layout asked for: KQ_LAYOUT_ROWS under MOEPOOL_LAYOUT=rows, else KQ_LAYOUT_X16. */
+enum kq_layout repack_layout(void);
+const char *repack_layout_name(void); /* "x16" or "rows", as bench reports it */
+
+struct repack_stats {
+    int64_t n_repacked; /* matrices put in the x16 layout by this call */
+    int64_t n_kept;     /* matrices left row-major: no x16 kernels for the type, or the shape */
+    uint64_t bytes;     /* bytes repacked */
+    double seconds;
+    int n_threads;
+};
+
+/* Repacks the model's dense matrices (those still row-major) in its mapping, on n_threads
+ * threads (0: one per online CPU). Idempotent and thread-safe: the first call does the work.
+ * Changes how the weights are stored, not what they compute, so it takes the model as const
+ * (like filling a cache); the model must have come from model_open. On failure (out of memory)
+ * the model must not be used any more. */
+int repack_model_dense(const struct model *m, int n_threads, struct mp_error *err);
+
+/* The same for every expert of every MoE layer, in the mapping; expert_table_from_model then
+ * gives tables whose entries say x16. */
+int repack_model_experts(const struct model *m, int n_threads, struct mp_error *err);
+
+/* Repacks in place every held, still row-major expert matrix of t, which must point into memory
+ * the caller owns and may write (a shard's), and marks the entries. st may be NULL; logs a line
+ * when anything was considered. */
+int repack_expert_table(struct expert_table *t, const struct model *m, int n_threads,
+                        struct repack_stats *st, struct mp_error *err);
+
+#endif
