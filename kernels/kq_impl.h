@@ -162,6 +162,13 @@ struct kq_x16_ops {
     kq_x16_gemm_fn gemm;
 };
 
+/* Each format's x16 entry: its reference file fills the entry, each SIMD file then overwrites
+ * what it speeds up (kq_x16_init_level calls them up to the level; non-x86 builds get empty
+ * SIMD ones from kq_simd_none.c). */
+void kq_x16_register_q4k_ref(struct kq_x16_ops *ops);
+void kq_x16_register_q4k_avx2(struct kq_x16_ops *ops);
+void kq_x16_register_q4k_avx512(struct kq_x16_ops *ops);
+
 /* Rebuilds the live x16 table for a level already capped by the CPU (called by kq_init_level). */
 void kq_x16_init_level(enum kq_level level);
 

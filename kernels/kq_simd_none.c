@@ -15,3 +15,13 @@ void kq_register_avx512(struct kq_format *table, struct kq_vec *vec, const struc
     (void)vec;
     (void)f;
 }
+
+void kq_x16_register_q4k_avx2(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}
+
+void kq_x16_register_q4k_avx512(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}

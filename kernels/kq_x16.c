@@ -14,7 +14,12 @@ static struct kq_x16_ops x16_table[KQ_TYPE_COUNT];
 void kq_x16_init_level(enum kq_level level)
 {
     memset(x16_table, 0, sizeof(x16_table));
-    (void)level; /* formats register here, reference first, then each level up to `level` */
+    /* formats register here, reference first, then each level up to `level` */
+    kq_x16_register_q4k_ref(&x16_table[KQ_Q4_K]);
+    if (level >= KQ_LEVEL_AVX2)
+        kq_x16_register_q4k_avx2(&x16_table[KQ_Q4_K]);
+    if (level >= KQ_LEVEL_AVX512)
+        kq_x16_register_q4k_avx512(&x16_table[KQ_Q4_K]);
 }
 
 const struct kq_x16_ops *kq_x16_ops(enum kq_type type)

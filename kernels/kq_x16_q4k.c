@@ -1,0 +1,162 @@
+/* kernels/kq_x16_q4k.c: Q4_K in the x16 layout (kq_x16.h), the reference: group layout, repack,
+ * dequantization and the GEMM whose bits every SIMD level reproduces.
+ *
+ * Group layout. A group holds rows 16g..16g+15; its column block b (256 elements) takes the
+ * 16 × 144 = 2304 bytes the 16 rows' block b took, at offset 2304·b, in this order:
+ *   0     d[16]      f16, row i's super-block scale in half-word i
+ *   32    dmin[16]   f16, row i's super-block min scale
+ *   64    sw[3][16]  u32: sw[k][i] = little-endian word k of row i's 12 scale bytes (GGUF's
+ *                    bit packing kept, words transposed so that one 64-byte load holds word k of
+ *                    16 rows and kq_scale_min_k4 runs on 16 rows with a few lane-wise shifts)
+ *   256   qs[32][16][4]  vector v = 8c + j (c = 0..3, j = 0..7), lane i = row i's bytes
+ *                    qs[32c + 4j .. 32c + 4j + 3]: the low nibbles are elements 64c + 4j .. +3
+ *                    (sub-block 2c), the high nibbles elements 64c + 32 + 4j .. +3 (sub-block
+ *                    2c + 1). One 64-byte load thus gives, per nibble half, 4 consecutive weights
+ *                    of each of 16 rows: one VPDPBUSD operand against 4 broadcast activation bytes.
+ * Every vector sits at a multiple of 64 bytes from the group's start (2304 = 36·64).
+ *
+ * Arithmetic, per (row i, token t), activation row a in Q8_K, over blocks b in order, acc = 0:
+ *   isum_s = Σ_{e<32} q_i[32s + e] · a.qs[32s + e]           exact int32, s = 0..7
+ *   sumi   = Σ_s sc_s · isum_s                                 exact int32 (|sumi| < 2^25)
+ *   summ   = Σ_s m_s · (a.bsums[2s] + a.bsums[2s + 1])          exact int32
+ *   dd = f16(d_i) · a.d;  dm = f16(dmin_i) · a.d               float products
+ *   acc = fmaf(dd, (float)sumi, acc);  acc = fmaf(-dm, (float)summ, acc)
+ *   y = acc
+ * The int → float conversions round to nearest even (C's and VCVTDQ2PS's rule alike); the two
+ * FMAs are written as fmaf so that no compiler contraction choice changes the bits. The row-major
+ * dot (kq_ref.c) adds the same exact integers in another float order. */
+#include <math.h>
+
+#include "kernels/kq_impl.h"
+#include "kernels/kq_x16.h"
+
+#define R KQ_X16_ROWS
+#define GROUP_BLOCK_BYTES (R * sizeof(struct kq_block_q4_K))
+#define OFF_D 0
+#define OFF_DMIN 32
+#define OFF_SW 64
+#define OFF_QS 256
+_Static_assert(OFF_QS + 32 * 64 == 16 * 144, "a group's block is 16 Q4_K blocks");
+
+static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
+{
+    for (int64_t b = 0; b < n_cols / QK_K; b++) {
+        uint8_t *g = (uint8_t *)dst + (size_t)b * GROUP_BLOCK_BYTES;
+        for (int i = 0; i < R; i++) {
+            const struct kq_block_q4_K *x =
+                (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
+                               (size_t)b * sizeof(struct kq_block_q4_K));
+            memcpy(g + OFF_D + 2 * i, &x->d, 2);
+            memcpy(g + OFF_DMIN + 2 * i, &x->dmin, 2);
+            for (int k = 0; k < 3; k++)
+                memcpy(g + OFF_SW + 64 * k + 4 * i, x->scales + 4 * k, 4);
+            for (int v = 0; v < 32; v++)
+                memcpy(g + OFF_QS + 64 * v + 4 * i, x->qs + 32 * (v / 8) + 4 * (v % 8), 4);
+        }
+    }
+}
+
+/* Row i's Q4_K block b, as GGUF stores it. */
+static void block_of_row(const uint8_t *g, int i, struct kq_block_q4_K *x)
+{
+    memcpy(&x->d, g + OFF_D + 2 * i, 2);
+    memcpy(&x->dmin, g + OFF_DMIN + 2 * i, 2);
+    for (int k = 0; k < 3; k++)
+        memcpy(x->scales + 4 * k, g + OFF_SW + 64 * k + 4 * i, 4);
+    for (int v = 0; v < 32; v++)
+        memcpy(x->qs + 32 * (v / 8) + 4 * (v % 8), g + OFF_QS + 64 * v + 4 * i, 4);
+}
+
+static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
+{
+    const struct kq_format *f = &kq_ref_table[KQ_Q4_K];
+    for (int64_t b = 0; b < n_cols / QK_K; b++) {
+        struct kq_block_q4_K x;
+        block_of_row((const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES, i, &x);
+        f->to_f32(&x, y + b * QK_K, QK_K);
+    }
+}
+
+/* The 6-bit scales sc[s][i] and mins m[s][i] of one group block, 16 rows per sub-block. */
+static void unpack_scales(const uint8_t *g, int32_t sc[8][R], int32_t m[8][R])
+{
+    for (int i = 0; i < R; i++) {
+        uint8_t bytes[12];
+        for (int k = 0; k < 3; k++)
+            memcpy(bytes + 4 * k, g + OFF_SW + 64 * k + 4 * i, 4);
+        for (int s = 0; s < 8; s++) {
+            uint8_t a, b;
+            kq_scale_min_k4(s, bytes, &a, &b);
+            sc[s][i] = a;
+            m[s][i] = b;
+        }
+    }
+}
+
+/* sumi and summ of one group block against one activation block, 16 rows (lanes) at once. */
+static void block_sums(const uint8_t *g, const int32_t sc[8][R], const int32_t m[8][R],
+                       const struct kq_block_q8_K *a, int32_t sumi[R], int32_t summ[R])
+{
+    int16_t bsums[16];
+    memcpy(bsums, KQ_Q8K_BSUMS(a), sizeof(bsums));
+    for (int i = 0; i < R; i++)
+        sumi[i] = summ[i] = 0;
+    for (int s = 0; s < 8; s++) {
+        const int c = s / 2, shift = 4 * (s % 2);
+        int32_t isum[R] = {0};
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *q = g + OFF_QS + 64 * (8 * c + j);
+            const int8_t *x = a->qs + 64 * c + 32 * (s % 2) + 4 * j;
+            for (int i = 0; i < R; i++)
+                for (int e = 0; e < 4; e++)
+                    isum[i] += ((q[4 * i + e] >> shift) & 0xF) * x[e];
+        }
+        const int32_t bsum = bsums[2 * s] + bsums[2 * s + 1];
+        for (int i = 0; i < R; i++) {
+            sumi[i] += sc[s][i] * isum[i];
+            summ[i] += m[s][i] * bsum;
+        }
+    }
+}
+
+/* Tokens per pass over the group: a block's scales are unpacked once per pass. */
+#define TILE 8
+
+static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
+                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+{
+    const int64_t nb = n_cols / QK_K;
+    for (int t0 = 0; t0 < n_tok; t0 += TILE) {
+        const int nt = n_tok - t0 < TILE ? n_tok - t0 : TILE;
+        float acc[TILE][R] = {{0}};
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
+            int32_t sc[8][R], m[8][R];
+            unpack_scales(g, sc, m);
+            for (int t = 0; t < nt; t++) {
+                const int tok = t0 + t;
+                const struct kq_block_q8_K *a =
+                    (const void *)(xq + (size_t)(rows ? rows[tok] : tok) * act_stride);
+                int32_t sumi[R], summ[R];
+                block_sums(g, sc, m, &a[b], sumi, summ);
+                for (int i = 0; i < R; i++) {
+                    uint16_t d, dmin;
+                    memcpy(&d, g + OFF_D + 2 * i, 2);
+                    memcpy(&dmin, g + OFF_DMIN + 2 * i, 2);
+                    const float dd = kq_f16_to_f32(d) * a[b].d;
+                    const float dm = kq_f16_to_f32(dmin) * a[b].d;
+                    acc[t][i] = fmaf(dd, (float)sumi[i], acc[t][i]);
+                    acc[t][i] = fmaf(-dm, (float)summ[i], acc[t][i]);
+                }
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            for (int i = 0; i < R; i++)
+                y[(size_t)(t0 + t) * y_stride + i] = acc[t][i];
+    }
+}
+
+void kq_x16_register_q4k_ref(struct kq_x16_ops *ops)
+{
+    *ops = (struct kq_x16_ops){repack, row_to_f32, gemm};
+}
