@@ -72,10 +72,10 @@ int64_t expert_table_count(const struct expert_table *t)
     return n;
 }
 
-static struct file_range slice(const struct model *m, const struct expert_matrix *x, int64_t e)
+static struct file_range slice(const struct expert_matrix *x, int64_t e)
 {
-    const uint8_t *p = x->data + (size_t)e * x->expert_bytes;
-    return (struct file_range){.offset = (uint64_t)(p - m->gguf->base), .len = x->expert_bytes};
+    return (struct file_range){.offset = x->file_offset + (uint64_t)e * x->expert_bytes,
+                               .len = x->expert_bytes};
 }
 
 int expert_file_ranges(const struct model *m, int64_t il, int64_t e, struct file_range out[3],
@@ -87,9 +87,9 @@ int expert_file_ranges(const struct model *m, int64_t il, int64_t e, struct file
         return mp_error_set(err, MP_ERANGE, "block %lld: expert %lld out of range (%lld experts)",
                             (long long)il, (long long)e, (long long)m->hp.n_expert);
     const struct layer *L = &m->layers[il];
-    out[0] = slice(m, &L->gate_exps, e);
-    out[1] = slice(m, &L->up_exps, e);
-    out[2] = slice(m, &L->down_exps, e);
+    out[0] = slice(&L->gate_exps, e);
+    out[1] = slice(&L->up_exps, e);
+    out[2] = slice(&L->down_exps, e);
     return 0;
 }
 

@@ -511,18 +511,29 @@ int gguf_open(const char *path, struct gguf_file **out, struct mp_error *err)
         return mp_error_set(err, MP_ECORRUPT, "%s: too small to be a GGUF file (%lld bytes)",
                             path, (long long)st.st_size);
     }
-    /* Private, so that a tensor repacked in place (model/repack.h, after gguf_writable) becomes
-     * anonymous memory of this process while the file and every untouched page stay shared. Read
-     * only until then: a stray write to a weight faults instead of silently changing it. */
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    /* A second, private view of the same pages for tensors repacked in place (gguf_writable): a
+     * page written there becomes this process's own copy while `base` keeps the file's bytes
+     * (which a coordinator streams to workers and the fingerprint hashes). Pages never written
+     * are the page cache's, shared by both views; the view costs address space only. Read-only
+     * until gguf_writable, so a stray write to a weight faults. */
+    void *priv = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED)
-        return mp_error_set(err, MP_EIO, "%s: cannot map: %s", path, strerror(errno));
+    if (map == MAP_FAILED || priv == MAP_FAILED) {
+        int e = errno;
+        if (map != MAP_FAILED)
+            munmap(map, (size_t)st.st_size);
+        if (priv != MAP_FAILED)
+            munmap(priv, (size_t)st.st_size);
+        return mp_error_set(err, MP_EIO, "%s: cannot map: %s", path, strerror(e));
+    }
     int rc = gguf_parse(map, (size_t)st.st_size, path, out, err);
     if (rc) {
         munmap(map, (size_t)st.st_size);
+        munmap(priv, (size_t)st.st_size);
         return rc;
     }
+    (*out)->priv = priv;
     (*out)->mapped = true;
     return 0;
 }
@@ -538,9 +549,10 @@ void *gguf_writable(struct gguf_file *f, const void *p, size_t len, struct mp_er
         mp_error_set(err, MP_ERANGE, "%s: %zu bytes outside the mapping", f->path, len);
         return NULL;
     }
+    uint8_t *w = f->priv + (b - f->base);
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t start = (uintptr_t)b & ~(page - 1);
-    const uintptr_t end = ((uintptr_t)b + len + page - 1) & ~(page - 1);
+    const uintptr_t start = (uintptr_t)w & ~(page - 1);
+    const uintptr_t end = ((uintptr_t)w + len + page - 1) & ~(page - 1);
     /* Each page stays the file's until its first write, which copies it (and charges it to this
      * process's committed memory): only what is written costs memory. */
     if (len && mprotect((void *)start, end - start, PROT_READ | PROT_WRITE)) {
@@ -548,15 +560,17 @@ void *gguf_writable(struct gguf_file *f, const void *p, size_t len, struct mp_er
                      strerror(errno));
         return NULL;
     }
-    return (void *)(uintptr_t)b;
+    return w;
 }
 
 void gguf_close(struct gguf_file *f)
 {
     if (!f)
         return;
-    if (f->mapped)
+    if (f->mapped) {
         munmap((void *)f->base, f->size);
+        munmap(f->priv, f->size);
+    }
     free(f->kv);
     free(f->strs);
     free(f->tensors);

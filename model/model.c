@@ -105,7 +105,9 @@ static int bind_experts(const struct model *m, const char *name, int64_t n_cols,
     if (rc)
         return rc;
     size_t row_bytes = kq_row_bytes(t->type, n_cols);
-    *out = (struct expert_matrix){.data = t->data, .type = (enum kq_type)t->type,
+    *out = (struct expert_matrix){.data = t->data,
+                                  .file_offset = (uint64_t)(t->data - m->gguf->base),
+                                  .type = (enum kq_type)t->type,
                                   .n_cols = n_cols, .n_rows = n_rows, .n_expert = ne[2],
                                   .row_bytes = row_bytes, .expert_bytes = row_bytes * n_rows};
     return 0;

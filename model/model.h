@@ -1,6 +1,7 @@
 /* model/model.h: a loaded model: hyperparameters, per-layer weight views, and the architecture
  * that bound them. Weights are borrowed views into the GGUF mapping (struct kq_matrix); nothing
- * is copied. Field names keep GGUF's names (n_embd, n_head_kv, n_ff_exp) so this reads beside
+ * is copied. Matrices repacked for the x16 kernels (model/repack.h) point into the mapping's
+ * private view instead and say so in their `layout`. Field names keep GGUF's names (n_embd, n_head_kv, n_ff_exp) so this reads beside
  * ../shared/docs/models/. */
 #ifndef MODEL_H
 #define MODEL_H
@@ -43,7 +44,8 @@ struct hparams {
 
 /* The experts of one MoE layer for one projection: n_expert matrices stored back to back. */
 struct expert_matrix {
-    const uint8_t *data;
+    const uint8_t *data;  /* in the mapping, or in its private view once repacked (repack.h) */
+    uint64_t file_offset; /* where data starts in the file */
     enum kq_type type;
     int64_t n_cols;
     int64_t n_rows;

@@ -19,12 +19,15 @@
 #define PIECE_BYTES (4u << 20) /* big enough to amortise a piece, small enough to balance */
 #define MAX_THREADS 64
 
-/* One matrix (or n_mat matrices back to back, as an expert tensor) to repack in place. */
+/* One matrix (or n_mat matrices back to back, as an expert tensor) to repack in place, and
+ * the model's record of it (if any) to point there once it is done. */
 struct item {
     uint8_t *data;
     enum kq_type type;
     int64_t n_cols, n_rows;
     int64_t n_mat;
+    struct kq_matrix *dense;
+    struct expert_matrix *experts;
 };
 
 struct item_list {
@@ -169,7 +172,7 @@ static void log_stats(const char *what, const struct repack_stats *st)
 
 /* Adds W (the model's, in its mapping) if it is row-major and can be repacked; counts it as kept
  * if it cannot. */
-static int consider_dense(const struct model *m, const struct kq_matrix *W, struct item_list *l,
+static int consider_dense(const struct model *m, struct kq_matrix *W, struct item_list *l,
                           struct repack_stats *st, struct mp_error *err)
 {
     if (W->layout != KQ_LAYOUT_ROWS)
@@ -181,7 +184,7 @@ static int consider_dense(const struct model *m, const struct kq_matrix *W, stru
     uint8_t *data = gguf_writable(m->gguf, W->data, (size_t)W->n_rows * W->row_bytes, err);
     if (!data)
         return err ? err->code : MP_ENOMEM;
-    return list_add(l, (struct item){data, W->type, W->n_cols, W->n_rows, 1}, err);
+    return list_add(l, (struct item){data, W->type, W->n_cols, W->n_rows, 1, .dense = W}, err);
 }
 
 /* The dense matrices the forward pass multiplies by, in the model. An untied token embedding is
@@ -221,15 +224,16 @@ static int repack_dense_locked(struct model *m, int n_threads, struct mp_error *
     int rc = 0;
     for (size_t i = 0; !rc && i < n; i++)
         rc = consider_dense(m, W[i], &l, &st, err);
+    const bool tied = m->tok_embd.data == m->output.data;
     if (!rc)
         rc = run_items(&l, n_threads, &st, err);
     if (!rc) {
-        for (size_t i = 0; i < n; i++)
-            if (W[i]->layout == KQ_LAYOUT_ROWS &&
-                kq_x16_supported(W[i]->type, W[i]->n_cols, W[i]->n_rows))
-                W[i]->layout = KQ_LAYOUT_X16;
-        if (m->tok_embd.data == m->output.data)
-            m->tok_embd.layout = m->output.layout;
+        for (size_t i = 0; i < l.n; i++) {
+            l.v[i].dense->data = l.v[i].data;
+            l.v[i].dense->layout = KQ_LAYOUT_X16;
+        }
+        if (tied)
+            m->tok_embd = m->output;
         log_stats("model: dense", &st);
     }
     free(l.v);
@@ -238,8 +242,8 @@ static int repack_dense_locked(struct model *m, int n_threads, struct mp_error *
 }
 
 /* The model is always allocated by model_from_gguf, never a const object: casting the const
- * away is defined, and only the layout fields and the flags change (see repack.h for why the
- * interface takes a const model). */
+ * away is defined. Only the repacked matrices' data and layout and the flags change (repack.h
+ * says why the interface takes a const model). */
 int repack_model_dense(const struct model *m, int n_threads, struct mp_error *err)
 {
     if (repack_layout() != KQ_LAYOUT_X16)
@@ -276,18 +280,17 @@ static int repack_experts_locked(struct model *m, int n_threads, struct mp_error
             const size_t bytes = (size_t)x->n_expert * x->expert_bytes;
             uint8_t *data = gguf_writable(m->gguf, x->data, bytes, err);
             rc = data ? list_add(&l, (struct item){data, x->type, x->n_cols,
-                                                   x->n_rows * x->n_expert, x->n_expert}, err)
+                                                   x->n_rows * x->n_expert, x->n_expert,
+                                                   .experts = x}, err)
                       : err ? err->code : MP_ENOMEM;
         }
     }
     if (!rc)
         rc = run_items(&l, n_threads, &st, err);
-    for (int64_t il = 0; !rc && il < m->hp.n_layer; il++)
-        for (int j = 0; m->hp.is_moe[il] && j < 3; j++) {
-            struct expert_matrix *x = projection(&m->layers[il], j);
-            if (kq_x16_supported(x->type, x->n_cols, x->n_rows))
-                x->layout = KQ_LAYOUT_X16;
-        }
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        l.v[i].experts->data = l.v[i].data;
+        l.v[i].experts->layout = KQ_LAYOUT_X16;
+    }
     if (!rc)
         log_stats("model: experts", &st);
     free(l.v);
@@ -328,7 +331,7 @@ int repack_expert_table(struct expert_table *t, const struct model *m, int n_thr
                 st.n_kept++;
             else /* the caller's own writable memory (repack.h) */
                 rc = list_add(&l, (struct item){(uint8_t *)(uintptr_t)data[j], x->type, x->n_cols,
-                                                x->n_rows, 1}, err);
+                                                x->n_rows, 1, NULL, NULL}, err);
         }
     }
     if (!rc)

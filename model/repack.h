@@ -14,8 +14,10 @@
  * A cluster coordinator runs the forward pass but no in-process table, so it never touches the
  * expert tensors (it streams them to workers from its mapping, as the file has them).
  *
- * The mapping is private (gguf_open): a repacked page becomes this process's anonymous memory,
- * the file and every untouched page stay shared with the page cache, nothing is written back.
+ * The model's matrices are repacked in the mapping's private view (gguf_writable) and their
+ * kq_matrix / expert_matrix then point there: a repacked page becomes this process's anonymous
+ * memory, every untouched page stays the page cache's, nothing is written back, and the mapping
+ * itself keeps the file's bytes (a coordinator streams expert bytes from it; fingerprints).
  *
  * MOEPOOL_LAYOUT=rows (read once) keeps everything row-major, for A/B benchmarks and debugging;
  * unset or x16: x16 wherever supported. Each repack logs one line: layout, matrices and bytes
