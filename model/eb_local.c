@@ -208,7 +208,7 @@ int eb_local_new(const struct model *m, const struct expert_table *table, struct
     if (!b)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     if (!table) {
-        int rc = repack_model_experts(m, tp_n_threads(tp), err);
+        int rc = repack_model_experts(m, NULL, tp_n_threads(tp), err);
         if (!rc)
             rc = expert_table_from_model(m, &b->owned, err);
         if (rc) {

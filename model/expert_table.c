@@ -23,6 +23,14 @@ int expert_table_new(int64_t n_layer, int64_t n_expert, struct expert_table **ou
     return 0;
 }
 
+struct expert_weights expert_weights_of(const struct layer *L, int64_t e)
+{
+    const struct kq_matrix g = model_expert(&L->gate_exps, e), u = model_expert(&L->up_exps, e),
+                           d = model_expert(&L->down_exps, e);
+    return (struct expert_weights){
+        .gate = g.data, .up = u.data, .down = d.data, .layout = {g.layout, u.layout, d.layout}};
+}
+
 int expert_table_from_model(const struct model *m, struct expert_table **out, struct mp_error *err)
 {
     int rc = expert_table_new(m->hp.n_layer, m->hp.n_expert, out, err);
@@ -33,12 +41,7 @@ int expert_table_from_model(const struct model *m, struct expert_table **out, st
         if (!m->hp.is_moe[il])
             continue;
         for (int64_t e = 0; e < m->hp.n_expert; e++)
-            (*out)->w[il * m->hp.n_expert + e] = (struct expert_weights){
-                .gate = L->gate_exps.data + (size_t)e * L->gate_exps.expert_bytes,
-                .up = L->up_exps.data + (size_t)e * L->up_exps.expert_bytes,
-                .down = L->down_exps.data + (size_t)e * L->down_exps.expert_bytes,
-                .layout = {L->gate_exps.layout, L->up_exps.layout, L->down_exps.layout},
-            };
+            (*out)->w[il * m->hp.n_expert + e] = expert_weights_of(L, e);
     }
     return 0;
 }
@@ -72,10 +75,10 @@ int64_t expert_table_count(const struct expert_table *t)
     return n;
 }
 
-static struct file_range slice(const struct expert_matrix *x, int64_t e)
+static struct file_range slice(const struct model *m, const struct expert_matrix *x, int64_t e)
 {
-    return (struct file_range){.offset = x->file_offset + (uint64_t)e * x->expert_bytes,
-                               .len = x->expert_bytes};
+    const uint8_t *p = x->data + (size_t)e * x->expert_bytes;
+    return (struct file_range){.offset = (uint64_t)(p - m->gguf->base), .len = x->expert_bytes};
 }
 
 int expert_file_ranges(const struct model *m, int64_t il, int64_t e, struct file_range out[3],
@@ -87,9 +90,9 @@ int expert_file_ranges(const struct model *m, int64_t il, int64_t e, struct file
         return mp_error_set(err, MP_ERANGE, "block %lld: expert %lld out of range (%lld experts)",
                             (long long)il, (long long)e, (long long)m->hp.n_expert);
     const struct layer *L = &m->layers[il];
-    out[0] = slice(&L->gate_exps, e);
-    out[1] = slice(&L->up_exps, e);
-    out[2] = slice(&L->down_exps, e);
+    out[0] = slice(m, &L->gate_exps, e);
+    out[1] = slice(m, &L->up_exps, e);
+    out[2] = slice(m, &L->down_exps, e);
     return 0;
 }
 

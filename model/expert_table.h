@@ -38,11 +38,14 @@ struct expert_table {
 int expert_table_new(int64_t n_layer, int64_t n_expert, struct expert_table **out,
                      struct mp_error *err);
 
-/* Every expert of every MoE layer, pointing into the model's GGUF mapping, with the layout they
- * have there (repack_model_experts). */
+/* Every expert of every MoE layer, pointing into the model's GGUF mapping: the file's bytes, or
+ * the private view's repacked copy of those repack_model_experts repacked. */
 int expert_table_from_model(const struct model *m, struct expert_table **out, struct mp_error *err);
 
 void expert_table_free(struct expert_table *t); /* NULL-safe */
+
+/* The entry expert_table_from_model gives expert e of layer L. */
+struct expert_weights expert_weights_of(const struct layer *L, int64_t e);
 
 /* Entry (il, e), or NULL when il/e are out of range. */
 const struct expert_weights *expert_table_get(const struct expert_table *t, int64_t il, int64_t e);

@@ -44,15 +44,15 @@ struct hparams {
 
 /* The experts of one MoE layer for one projection: n_expert matrices stored back to back. */
 struct expert_matrix {
-    const uint8_t *data;  /* in the mapping, or in its private view once repacked (repack.h) */
-    uint64_t file_offset; /* where data starts in the file */
+    const uint8_t *data; /* expert 0 in the mapping: the file's bytes */
+    uint8_t *data_x16;   /* the same place in the mapping's private view, NULL if none */
+    uint8_t *x16;        /* [n_expert]: 1 once expert e is repacked there (model/repack.h) */
     enum kq_type type;
     int64_t n_cols;
     int64_t n_rows;
     int64_t n_expert;
     size_t row_bytes;
     size_t expert_bytes; /* n_rows * row_bytes */
-    enum kq_layout layout; /* of every expert's bytes in the mapping (model/repack.h) */
 };
 
 struct layer {
@@ -76,6 +76,14 @@ struct layer {
 
 struct arch;
 
+/* What model/repack.c did to this model's weights so far (it adds to it through a const model,
+ * hence a pointer). */
+struct model_repack {
+    int64_t n_repacked, n_kept; /* matrices put in the x16 layout / left row-major */
+    uint64_t bytes;             /* bytes repacked */
+    double seconds;
+};
+
 struct model {
     struct gguf_file *gguf;
     const struct arch *arch;
@@ -85,7 +93,8 @@ struct model {
     struct kq_matrix output; /* the head; the embedding itself when tied */
     const float *output_norm;
     int n_moe_layers;
-    bool dense_repacked, experts_repacked; /* model/repack.h: done once */
+    bool dense_repacked;         /* model/repack.h: done once */
+    struct model_repack *repack; /* never NULL once loaded */
 };
 
 /* Opens a GGUF file and binds it to its architecture; every tensor a layer needs is checked for
@@ -94,7 +103,7 @@ int model_open(const char *path, struct model **out, struct mp_error *err);
 int model_from_gguf(struct gguf_file *gguf, struct model **out, struct mp_error *err);
 void model_close(struct model *m); /* NULL-safe; closes the GGUF file too */
 
-/* Expert matrix e as a plain 2-D view. */
+/* Expert matrix e as a plain 2-D view: the file's bytes, or its repacked copy once there is one. */
 struct kq_matrix model_expert(const struct expert_matrix *x, int64_t e);
 
 /* Index among MoE layers (0..n_moe_layers-1) of block il, or -1. */

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,8 +27,8 @@ struct item {
     enum kq_type type;
     int64_t n_cols, n_rows;
     int64_t n_mat;
-    struct kq_matrix *dense;
-    struct expert_matrix *experts;
+    struct kq_matrix *dense; /* points here once repacked */
+    uint8_t *flag;           /* set to 1 once repacked */
 };
 
 struct item_list {
@@ -58,8 +59,6 @@ static void read_layout(void)
     layout_wanted = s && !strcmp(s, "rows") ? KQ_LAYOUT_ROWS : KQ_LAYOUT_X16;
     if (s && *s && strcmp(s, "rows") && strcmp(s, "x16"))
         mp_warn("MOEPOOL_LAYOUT=%s is neither rows nor x16: using x16", s);
-    if (layout_wanted == KQ_LAYOUT_ROWS)
-        mp_info("model: weights stay row-major (MOEPOOL_LAYOUT=rows)");
 }
 
 enum kq_layout repack_layout(void)
@@ -113,8 +112,8 @@ static size_t cut_pieces(const struct item_list *l, struct piece *out)
     for (size_t i = 0; i < l->n; i++) {
         const struct item *it = &l->v[i];
         const size_t group = KQ_X16_ROWS * kq_row_bytes(it->type, it->n_cols);
-        const int64_t rows = KQ_X16_ROWS * (int64_t)(PIECE_BYTES / group > 0 ? PIECE_BYTES / group
-                                                                               : 1);
+        const int64_t rows =
+            KQ_X16_ROWS * (int64_t)(PIECE_BYTES / group > 0 ? PIECE_BYTES / group : 1);
         for (int64_t r = 0; r < it->n_rows; r += rows) {
             if (out)
                 out[n] = (struct piece){it, r, it->n_rows - r < rows ? it->n_rows - r : rows};
@@ -162,12 +161,37 @@ static int run_items(const struct item_list *l, int n_threads, struct repack_sta
     return 0;
 }
 
-static void log_stats(const char *what, const struct repack_stats *st)
+/* Shards log at info level (a worker's load is a server's start-up); the model's own repacking
+ * at debug level, since commands like `moepool run` keep stderr to one line: they report it
+ * through repack_summary. */
+static void log_stats(enum mp_log_level level, const char *what, const struct repack_stats *st)
 {
-    mp_info("%s: x16 layout: %lld matrices (%.1f MB) repacked in %.2f s on %d threads, %lld kept "
-            "row-major",
-            what, (long long)st->n_repacked, (double)st->bytes / 1e6, st->seconds, st->n_threads,
-            (long long)st->n_kept);
+    mp_log(level,
+           "%s: x16 layout: %lld matrices (%.1f MB) repacked in %.2f s on %d threads, %lld kept "
+           "row-major",
+           what, (long long)st->n_repacked, (double)st->bytes / 1e6, st->seconds, st->n_threads,
+           (long long)st->n_kept);
+}
+
+static void add_to_model(const struct model *m, const struct repack_stats *st)
+{
+    m->repack->n_repacked += st->n_repacked;
+    m->repack->n_kept += st->n_kept;
+    m->repack->bytes += st->bytes;
+    m->repack->seconds += st->seconds;
+}
+
+void repack_summary(const struct model *m, char *buf, size_t n)
+{
+    const struct model_repack *r = m->repack;
+    if (repack_layout() != KQ_LAYOUT_X16)
+        snprintf(buf, n, "row-major layout (MOEPOOL_LAYOUT=rows)");
+    else
+        snprintf(buf, n,
+                 "x16 layout: %lld matrices (%.2f GB) repacked in %.2f s, %lld kept "
+                 "row-major",
+                 (long long)r->n_repacked, (double)r->bytes / 1e9, r->seconds,
+                 (long long)r->n_kept);
 }
 
 /* Adds W (the model's, in its mapping) if it is row-major and can be repacked; counts it as kept
@@ -234,7 +258,8 @@ static int repack_dense_locked(struct model *m, int n_threads, struct mp_error *
         }
         if (tied)
             m->tok_embd = m->output;
-        log_stats("model: dense", &st);
+        log_stats(MP_LOG_DEBUG, "model: dense", &st);
+        add_to_model(m, &st);
     }
     free(l.v);
     free(W);
@@ -261,50 +286,64 @@ static struct expert_matrix *projection(struct layer *L, int j)
     return j == 0 ? &L->gate_exps : j == 1 ? &L->up_exps : &L->down_exps;
 }
 
-static int repack_experts_locked(struct model *m, int n_threads, struct mp_error *err)
+/* Adds every expert of x (block il) that t holds (every one if t is NULL) and is still in the
+ * file's layout; counts those that cannot be repacked as kept. */
+static int consider_experts(const struct model *m, int64_t il, struct expert_matrix *x,
+                            const struct expert_table *t, struct item_list *l,
+                            struct repack_stats *st, struct mp_error *err)
+{
+    const bool ok = x->data_x16 && kq_x16_supported(x->type, x->n_cols, x->n_rows);
+    /* Writable once per tensor, even for a few of its experts: a page costs only when written. */
+    if (ok && !gguf_writable(m->gguf, x->data, (size_t)x->n_expert * x->expert_bytes, err))
+        return err ? err->code : MP_ENOMEM;
+    for (int64_t e = 0; e < x->n_expert; e++) {
+        if ((t && !expert_table_holds(t, il, e)) || x->x16[e])
+            continue;
+        int rc = 0;
+        if (!ok)
+            st->n_kept++;
+        else
+            rc = list_add(l,
+                          (struct item){x->data_x16 + (size_t)e * x->expert_bytes, x->type,
+                                        x->n_cols, x->n_rows, 1, .flag = &x->x16[e]},
+                          err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int repack_experts_locked(const struct model *m, struct expert_table *t, int n_threads,
+                                 struct mp_error *err)
 {
     struct item_list l = {0};
     struct repack_stats st = {0};
     int rc = 0;
-    for (int64_t il = 0; !rc && il < m->hp.n_layer; il++) {
-        for (int j = 0; !rc && m->hp.is_moe[il] && j < 3; j++) {
-            struct expert_matrix *x = projection(&m->layers[il], j);
-            if (x->layout != KQ_LAYOUT_ROWS)
-                continue;
-            if (!kq_x16_supported(x->type, x->n_cols, x->n_rows)) {
-                st.n_kept += x->n_expert;
-                continue;
-            }
-            /* The experts lie back to back and n_rows is a multiple of 16: the tensor repacks as
-             * one matrix of n_expert × n_rows rows, no group straddling two experts. */
-            const size_t bytes = (size_t)x->n_expert * x->expert_bytes;
-            uint8_t *data = gguf_writable(m->gguf, x->data, bytes, err);
-            rc = data ? list_add(&l, (struct item){data, x->type, x->n_cols,
-                                                   x->n_rows * x->n_expert, x->n_expert,
-                                                   .experts = x}, err)
-                      : err ? err->code : MP_ENOMEM;
-        }
-    }
+    for (int64_t il = 0; !rc && il < m->hp.n_layer; il++)
+        for (int j = 0; !rc && m->hp.is_moe[il] && j < 3; j++)
+            rc = consider_experts(m, il, projection(&m->layers[il], j), t, &l, &st, err);
     if (!rc)
         rc = run_items(&l, n_threads, &st, err);
-    for (size_t i = 0; !rc && i < l.n; i++) {
-        l.v[i].experts->data = l.v[i].data;
-        l.v[i].experts->layout = KQ_LAYOUT_X16;
-    }
+    for (size_t i = 0; !rc && i < l.n; i++)
+        *l.v[i].flag = 1;
+    for (int64_t i = 0; !rc && t && i < t->n_layer * t->n_expert; i++)
+        if (t->w[i].gate)
+            t->w[i] = expert_weights_of(&m->layers[i / t->n_expert], i % t->n_expert);
+    if (!rc && (st.n_repacked || st.n_kept))
+        log_stats(MP_LOG_DEBUG, "model: experts", &st);
     if (!rc)
-        log_stats("model: experts", &st);
+        add_to_model(m, &st);
     free(l.v);
     return rc;
 }
 
-int repack_model_experts(const struct model *m, int n_threads, struct mp_error *err)
+int repack_model_experts(const struct model *m, struct expert_table *t, int n_threads,
+                         struct mp_error *err)
 {
     if (repack_layout() != KQ_LAYOUT_X16)
         return 0;
-    struct model *mm = (struct model *)(uintptr_t)m; /* as in repack_model_dense */
     pthread_mutex_lock(&model_mu);
-    int rc = mm->experts_repacked ? 0 : repack_experts_locked(mm, n_threads, err);
-    mm->experts_repacked = rc == 0;
+    int rc = repack_experts_locked(m, t, n_threads, err);
     pthread_mutex_unlock(&model_mu);
     return rc;
 }
@@ -330,8 +369,10 @@ int repack_expert_table(struct expert_table *t, const struct model *m, int n_thr
             if (!kq_x16_supported(x->type, x->n_cols, x->n_rows))
                 st.n_kept++;
             else /* the caller's own writable memory (repack.h) */
-                rc = list_add(&l, (struct item){(uint8_t *)(uintptr_t)data[j], x->type, x->n_cols,
-                                                x->n_rows, 1, NULL, NULL}, err);
+                rc = list_add(&l,
+                              (struct item){(uint8_t *)(uintptr_t)data[j], x->type, x->n_cols,
+                                            x->n_rows, 1, NULL, NULL},
+                              err);
         }
     }
     if (!rc)
@@ -343,7 +384,7 @@ int repack_expert_table(struct expert_table *t, const struct model *m, int n_thr
                 t->w[i].layout[j] = KQ_LAYOUT_X16;
         }
     if (!rc && (st.n_repacked || st.n_kept))
-        log_stats("shard: experts", &st);
+        log_stats(MP_LOG_INFO, "shard: experts", &st);
     if (st_out)
         *st_out = st;
     free(l.v);

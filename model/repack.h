@@ -9,10 +9,11 @@
  *     token embedding when the head is tied to it) in the GGUF mapping: repack_model_dense, called
  *     by fwd_state_new, i.e. by every process that runs the forward pass and only by those;
  *   - the model's experts in the mapping: repack_model_experts, called by eb_local_new for the
- *     in-process table (moepool run/serve/logits/bench without a cluster);
+ *     in-process table (moepool run/serve/logits/bench without a cluster), and by a cluster
+ *     coordinator for its local share (--local-shard) only;
  *   - a worker's shard in its NUMA-local memory: repack_expert_table, called by shard_load.
- * A cluster coordinator runs the forward pass but no in-process table, so it never touches the
- * expert tensors (it streams them to workers from its mapping, as the file has them).
+ * A cluster coordinator runs the forward pass but no in-process table: it never touches the
+ * experts it does not hold (it streams them to workers from its mapping, as the file has them).
  *
  * The model's matrices are repacked in the mapping's private view (gguf_writable) and their
  * kq_matrix / expert_matrix then point there: a repacked page becomes this process's anonymous
@@ -20,10 +21,13 @@
  * itself keeps the file's bytes (a coordinator streams expert bytes from it; fingerprints).
  *
  * MOEPOOL_LAYOUT=rows (read once) keeps everything row-major, for A/B benchmarks and debugging;
- * unset or x16: x16 wherever supported. Each repack logs one line: layout, matrices and bytes
- * repacked, matrices kept row-major, seconds. */
+ * unset or x16: x16 wherever supported. The model's totals (matrices and bytes repacked, kept
+ * row-major, seconds) go into m->repack for the commands to report (repack_summary); a shard's
+ * repacking logs its own line. */
 #ifndef REPACK_H
 #define REPACK_H
+
+#include <stddef.h>
 
 #include "base/err.h"
 #include "kernels/kq_x16.h"
@@ -33,6 +37,10 @@
 /* The layout asked for: KQ_LAYOUT_ROWS under MOEPOOL_LAYOUT=rows, else KQ_LAYOUT_X16. */
 enum kq_layout repack_layout(void);
 const char *repack_layout_name(void); /* "x16" or "rows", as bench reports it */
+
+/* One line for people: "x16 layout: N matrices (G GB) repacked in S s, K kept row-major", or
+ * "row-major layout (MOEPOOL_LAYOUT=rows)". */
+void repack_summary(const struct model *m, char *buf, size_t n);
 
 struct repack_stats {
     int64_t n_repacked; /* matrices put in the x16 layout by this call */
@@ -49,9 +57,12 @@ struct repack_stats {
  * the model must not be used any more. */
 int repack_model_dense(const struct model *m, int n_threads, struct mp_error *err);
 
-/* The same for every expert of every MoE layer, in the mapping; expert_table_from_model then
- * gives tables whose entries say x16. */
-int repack_model_experts(const struct model *m, int n_threads, struct mp_error *err);
+/* The same for the model's experts, in its mapping's private view: every expert (t NULL), or
+ * those t holds, t being a table of the model's own experts (expert_table_from_model, some
+ * entries cleared), whose entries are then updated. Each expert is repacked once whatever the
+ * calls; expert_table_from_model gives the repacked ones from then on. */
+int repack_model_experts(const struct model *m, struct expert_table *t, int n_threads,
+                         struct mp_error *err);
 
 /* Repacks in place every held, still row-major expert matrix of t, which must point into memory
  * the caller owns and may write (a shard's), and marks the entries. st may be NULL; logs a line

@@ -35,7 +35,7 @@ static void check_bytes(const struct shard *s, const char *what)
 {
     struct expert_table *all = NULL;
     struct mp_error err = {0};
-    if (repack_model_experts(m, 0, &err) || expert_table_from_model(m, &all, &err))
+    if (repack_model_experts(m, NULL, 0, &err) || expert_table_from_model(m, &all, &err))
         abort();
     int64_t bad = 0;
     for (int64_t il = 0; il < m->hp.n_layer; il++)
