@@ -107,8 +107,8 @@ static void print_json(const struct bench_args *a, const struct bench_env *e,
     printf("{\"engine\":\"moepool\",\"model\":\"");
     bench_json_str(stdout, e->model_name);
     printf("\",\"model_bytes\":%lld,\"threads\":%d,\"simd\":\"%s\",\"layout\":\"%s\","
-           "\"test\":\"%s\",\"n_seq\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"reps\":%d,\"tokens_per_s\":%.3f,"
-           "\"min\":%.3f,\"max\":%.3f,\"samples\":[",
+           "\"test\":\"%s\",\"n_seq\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"reps\":%d,"
+           "\"tokens_per_s\":%.3f,\"min\":%.3f,\"max\":%.3f,\"samples\":[",
            e->model_bytes, a->shape.threads, kq_simd_name(), repack_layout_name(), t->name,
            t->n_seq, t->n_prompt, t->n_gen, a->shape.reps, med, lo, hi);
     for (int i = 0; i < a->shape.reps; i++)
