@@ -25,3 +25,13 @@ void kq_x16_register_q4k_avx512(struct kq_x16_ops *ops)
 {
     (void)ops;
 }
+
+void kq_x16_register_q6k_avx2(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}
+
+void kq_x16_register_q6k_avx512(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}

@@ -20,6 +20,11 @@ void kq_x16_init_level(enum kq_level level)
         kq_x16_register_q4k_avx2(&x16_table[KQ_Q4_K]);
     if (level >= KQ_LEVEL_AVX512)
         kq_x16_register_q4k_avx512(&x16_table[KQ_Q4_K]);
+    kq_x16_register_q6k_ref(&x16_table[KQ_Q6_K]);
+    if (level >= KQ_LEVEL_AVX2)
+        kq_x16_register_q6k_avx2(&x16_table[KQ_Q6_K]);
+    if (level >= KQ_LEVEL_AVX512)
+        kq_x16_register_q6k_avx512(&x16_table[KQ_Q6_K]);
 }
 
 const struct kq_x16_ops *kq_x16_ops(enum kq_type type)

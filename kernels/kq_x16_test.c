@@ -88,16 +88,22 @@ struct mat {
     float *yref; /* MAX_TOK × n_rows: the reference level's gemm, all tokens in one call */
 };
 
-static void mat_make(struct mat *m, enum kq_type type, int64_t n_cols, int64_t n_rows,
-                     uint64_t seed)
+static void mat_alloc(struct mat *m, enum kq_type type, int64_t n_cols, int64_t n_rows)
 {
-    const struct kq_format *f = &kq_ref_table[type], *act = &kq_ref_table[f->act_type];
+    const struct kq_format *f = &kq_ref_table[type];
     *m = (struct mat){type, n_cols, n_rows, kq_row_bytes(type, n_cols),
                       kq_row_bytes(f->act_type, n_cols), NULL, NULL, NULL, NULL};
     m->rows_w = xmalloc(m->row_bytes * (size_t)n_rows);
     m->x16_w = xmalloc(m->row_bytes * (size_t)n_rows);
     m->xq = xmalloc(m->act_stride * MAX_TOK);
     m->yref = xmalloc(sizeof(float) * (size_t)(n_rows * MAX_TOK));
+}
+
+static void mat_make(struct mat *m, enum kq_type type, int64_t n_cols, int64_t n_rows,
+                     uint64_t seed)
+{
+    const struct kq_format *f = &kq_ref_table[type], *act = &kq_ref_table[f->act_type];
+    mat_alloc(m, type, n_cols, n_rows);
     float *x = xmalloc(sizeof(float) * (size_t)n_cols);
     rng_state = seed;
     for (int64_t r = 0; r < n_rows; r++) {
@@ -110,6 +116,68 @@ static void mat_make(struct mat *m, enum kq_type type, int64_t n_cols, int64_t n
     }
     free(x);
 }
+
+/* ---- edge matrices: raw blocks at the limits of a format's integer arithmetic ---- */
+
+/* Sets element j (0..255) of a row-major Q6_K block to the unsigned 6-bit value q (gguf.md §4:
+ * low nibble in ql, top two bits in qh). */
+static void q6k_set(struct kq_block_q6_K *x, int j, int q)
+{
+    const int h = j / 128, l = j % 32, quarter = (j % 128) / 32, shift = quarter < 2 ? 0 : 4;
+    uint8_t *ql = &x->ql[64 * h + l + 32 * (quarter & 1)];
+    uint8_t *qh = &x->qh[32 * h + l];
+    *ql = (uint8_t)((*ql & ~(0xF << shift)) | (q & 0xF) << shift);
+    *qh = (uint8_t)((*qh & ~(3 << 2 * quarter)) | (q >> 4) << 2 * quarter);
+}
+
+/* Q6_K: weights all 0 (q − 32 = −32, the offset at its largest), all 63, alternating 0/63 or
+ * random, per block; scales −128, 127 or random per sub-block; activation bytes all −128
+ * (bsums −2048), all 127, alternating or random, activation scales of both signs. Sums of
+ * (q − 32)·a reach ±2^16 per sub-block and 2^23..2^27 per block: an int16 step that saturated
+ * or an offset applied with the wrong sign shows up far outside the tolerance. */
+static void fill_q6k_edges(struct mat *m)
+{
+    const int64_t nb = m->n_cols / QK_K;
+    for (int64_t r = 0; r < m->n_rows; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            struct kq_block_q6_K *x =
+                (void *)(m->rows_w + (size_t)r * m->row_bytes + (size_t)b * sizeof(*x));
+            const int kind = (int)((r + b) % 4);
+            for (int j = 0; j < QK_K; j++)
+                q6k_set(x, j,
+                        kind == 0   ? 0
+                        : kind == 1 ? 63
+                        : kind == 2 ? 63 * (j & 1)
+                                    : (int)(rng_u64() % 64));
+            for (int s = 0; s < 16; s++) {
+                const int sk = (int)((r + s) % 3);
+                x->scales[s] = (int8_t)(sk == 0   ? -128
+                                        : sk == 1 ? 127
+                                                  : (int)(rng_u64() % 256) - 128);
+            }
+            x->d = kq_f32_to_f16((r % 2 ? -1.0f : 1.0f) * (0.001f + rng_unit()));
+        }
+    for (int t = 0; t < MAX_TOK; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            struct kq_block_q8_K *a =
+                (void *)(m->xq + (size_t)t * m->act_stride + (size_t)b * sizeof(*a));
+            const int kind = (int)((t + 3 * b) % 4);
+            int16_t bsums[16] = {0};
+            for (int j = 0; j < QK_K; j++) {
+                const int v = kind == 0   ? -128
+                              : kind == 1 ? 127
+                              : kind == 2 ? (j & 2 ? 127 : -128)
+                                          : (int)(rng_u64() % 256) - 128;
+                a->qs[j] = (int8_t)v;
+                bsums[j / 16] = (int16_t)(bsums[j / 16] + v);
+            }
+            memcpy((uint8_t *)a + offsetof(struct kq_block_q8_K, bsums), bsums, sizeof(bsums));
+            a->d = (t % 3 ? 1.0f : -1.0f) * (0.001f + rng_unit()) / 127.0f;
+        }
+}
+
+/* Edge-case filler per format (NULL: its quantizer's matrices are all the test uses). */
+static void (*const edge_fill[KQ_TYPE_COUNT])(struct mat *) = {[KQ_Q6_K] = fill_q6k_edges};
 
 static void mat_free(struct mat *m)
 {
@@ -281,24 +349,30 @@ int main(void)
             continue;
         n_types++;
         test_supported((enum kq_type)type);
-        struct mat mats[N_SHAPES];
-        for (int s = 0; s < N_SHAPES; s++) {
-            struct mat *m = &mats[s];
-            mat_make(m, (enum kq_type)type, shapes[s][0], shapes[s][1], 1000 * (uint64_t)type + s);
-            test_repack(m);
-            test_ref_against_rows(m);
+        struct mat mats[N_SHAPES + 1];
+        int n_mats = N_SHAPES;
+        for (int s = 0; s < N_SHAPES; s++)
+            mat_make(&mats[s], (enum kq_type)type, shapes[s][0], shapes[s][1],
+                     1000 * (uint64_t)type + s);
+        if (edge_fill[type]) {
+            mat_alloc(&mats[n_mats], (enum kq_type)type, 1024, 32);
+            edge_fill[type](&mats[n_mats++]);
+        }
+        for (int s = 0; s < n_mats; s++) {
+            test_repack(&mats[s]);
+            test_ref_against_rows(&mats[s]);
         }
         for (int lv = KQ_LEVEL_REF; lv <= (int)best; lv++) {
             const char *level = kq_level_name(kq_init_level((enum kq_level)lv));
             const int before = failures;
-            for (int s = 0; s < N_SHAPES; s++)
+            for (int s = 0; s < n_mats; s++)
                 test_gemm_bits(&mats[s], level);
-            test_matmul(mats, N_SHAPES, level, 1);
-            test_matmul(mats, N_SHAPES, level, 2);
+            test_matmul(mats, n_mats, level, 1);
+            test_matmul(mats, n_mats, level, 2);
             printf("kq_x16_test: %s level %-6s %s\n", kq_ref_table[type].name, level,
                    failures == before ? "ok" : "FAILED");
         }
-        for (int s = 0; s < N_SHAPES; s++)
+        for (int s = 0; s < n_mats; s++)
             mat_free(&mats[s]);
     }
     CHECK(n_types > 0, "no format registers x16 ops");

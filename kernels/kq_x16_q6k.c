@@ -1,0 +1,196 @@
+/* kernels/kq_x16_q6k.c: Q6_K in the x16 layout (kq_x16.h), the reference: group layout, repack,
+ * dequantization and the GEMM whose bits every SIMD level reproduces.
+ *
+ * Group layout. A group holds rows 16g..16g+15; its column block b (256 elements) takes the
+ * 16 × 210 = 3360 bytes the 16 rows' block b took, at offset 3360·b, in this order:
+ *   0     d[16]          f16, row i's super-block scale.
+ *   32    sc[16][16]     int8, sc[s][i] = row i's scale of sub-block s: one 16-byte load
+ *                        sign-extends to the 16 rows' int32 scales of a sub-block.
+ *   288   qs[16][3][64]  sub-block s (elements 16s..16s+15, one scale), vector v = 0..2 at
+ *                        288 + 192·s + 64·v; lane i (bytes 4i..4i+3) is row i. Byte e of lane i:
+ *                          bits 0..5  q_i[16s + 4v + e]       (the unsigned 6-bit value 0..63)
+ *                          bits 6..7  bits 2v, 2v+1 of q_i[16s + 12 + e]
+ *                        so a 64-byte load masked with 0x3F is one VPDPBUSD operand (4
+ *                        consecutive weights of 16 rows, unsigned) for v = 0..2, and the fourth
+ *                        (elements 12..15) is gathered from the three top-bit pairs with shifts.
+ * Scales before weights, so that a kernel reads each block front to back as one stream (with the
+ * scales last, each block would start with a read 3 KB ahead of the weights it streams).
+ * 16·192 + 256 + 32 = 3360: nothing added, nothing lost. The weights are stored unsigned
+ * (GGUF's q, not q − 32) because VPDPBUSD multiplies unsigned by signed bytes; the offset is
+ * taken out exactly through the activations' bsums (Q8_K keeps one per 16 elements).
+ *
+ * Arithmetic, per (row i, token t), activation row a in Q8_K, over blocks b in order, acc = 0:
+ *   isum_s = Σ_{e<16} q_i[16s + e] · a.qs[16s + e] − 32·a.bsums[s]     exact int32, s = 0..15
+ *   sumi   = Σ_s sc_s · isum_s                                           exact int32
+ *   acc    = fmaf(f16(d_i) · a.d, (float)sumi, acc)
+ *   y = acc
+ * Bounds: |isum_s| ≤ 16·63·128 + 32·2048 < 2^18, |sumi| < 16·128·2^18 = 2^29: no overflow.
+ * (float)sumi rounds to nearest even (C's and VCVTDQ2PS's rule alike); the FMA is written as
+ * fmaf so that no compiler contraction choice changes the bits. The row-major dot (kq_ref.c)
+ * adds the same exact integers (Σ sc_s·Σ (q − 32)·a) in another float order. */
+#include <math.h>
+
+#include "kernels/kq_impl.h"
+#include "kernels/kq_x16.h"
+
+#define R KQ_X16_ROWS
+#define GROUP_BLOCK_BYTES (R * sizeof(struct kq_block_q6_K))
+#define OFF_QS 288
+#define OFF_SC 32
+#define OFF_D 0
+_Static_assert(OFF_QS + 16 * 192 == 16 * 210, "a group's block is 16 Q6_K blocks");
+
+/* Element j (0..255) of a row-major Q6_K block as its unsigned 6-bit value (gguf.md §4). */
+static uint8_t q6_get(const struct kq_block_q6_K *x, int j)
+{
+    const int h = j / 128, l = j % 32, quarter = (j % 128) / 32;
+    const uint8_t ql = x->ql[64 * h + l + 32 * (quarter & 1)];
+    const uint8_t lo = quarter < 2 ? ql & 0xF : ql >> 4;
+    const uint8_t hi = (x->qh[32 * h + l] >> (2 * quarter)) & 3;
+    return (uint8_t)(lo | hi << 4);
+}
+
+static void q6_set(struct kq_block_q6_K *x, int j, uint8_t q)
+{
+    const int h = j / 128, l = j % 32, quarter = (j % 128) / 32;
+    uint8_t *ql = &x->ql[64 * h + l + 32 * (quarter & 1)];
+    const int shift = quarter < 2 ? 0 : 4;
+    *ql = (uint8_t)((*ql & ~(0xF << shift)) | (q & 0xF) << shift);
+    uint8_t *qh = &x->qh[32 * h + l];
+    *qh = (uint8_t)((*qh & ~(3 << 2 * quarter)) | (q >> 4) << 2 * quarter);
+}
+
+/* Byte (s, v, i, e) of a group block, from the unsigned weights q[i][j] of its 16 rows. */
+static uint8_t qs_byte(const uint8_t q[R][QK_K], int s, int v, int i, int e)
+{
+    const uint8_t top = (q[i][16 * s + 12 + e] >> (2 * v)) & 3;
+    return (uint8_t)(q[i][16 * s + 4 * v + e] | top << 6);
+}
+
+static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
+{
+    for (int64_t b = 0; b < n_cols / QK_K; b++) {
+        uint8_t *g = (uint8_t *)dst + (size_t)b * GROUP_BLOCK_BYTES;
+        uint8_t q[R][QK_K];
+        for (int i = 0; i < R; i++) {
+            const struct kq_block_q6_K *x =
+                (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
+                               (size_t)b * sizeof(struct kq_block_q6_K));
+            for (int j = 0; j < QK_K; j++)
+                q[i][j] = q6_get(x, j);
+            for (int s = 0; s < 16; s++)
+                g[OFF_SC + R * s + i] = (uint8_t)x->scales[s];
+            memcpy(g + OFF_D + 2 * i, &x->d, 2);
+        }
+        for (int s = 0; s < 16; s++)
+            for (int v = 0; v < 3; v++)
+                for (int i = 0; i < R; i++)
+                    for (int e = 0; e < 4; e++)
+                        g[OFF_QS + 192 * s + 64 * v + 4 * i + e] = qs_byte(q, s, v, i, e);
+    }
+}
+
+/* The unsigned weight of row i, element j of a group block. */
+static uint8_t group_q(const uint8_t *g, int i, int j)
+{
+    const int s = j / 16, k = j % 16;
+    const uint8_t *lane = g + OFF_QS + 192 * s + 4 * i;
+    if (k < 12)
+        return lane[64 * (k / 4) + k % 4] & 0x3F;
+    const int e = k - 12;
+    return (uint8_t)((lane[e] >> 6) | (lane[64 + e] >> 6) << 2 | (lane[128 + e] >> 6) << 4);
+}
+
+/* Row i's Q6_K block b, as GGUF stores it. */
+static void block_of_row(const uint8_t *g, int i, struct kq_block_q6_K *x)
+{
+    memset(x, 0, sizeof(*x));
+    for (int j = 0; j < QK_K; j++)
+        q6_set(x, j, group_q(g, i, j));
+    for (int s = 0; s < 16; s++)
+        x->scales[s] = (int8_t)g[OFF_SC + R * s + i];
+    memcpy(&x->d, g + OFF_D + 2 * i, 2);
+}
+
+static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
+{
+    const struct kq_format *f = &kq_ref_table[KQ_Q6_K];
+    for (int64_t b = 0; b < n_cols / QK_K; b++) {
+        struct kq_block_q6_K x;
+        block_of_row((const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES, i, &x);
+        f->to_f32(&x, y + b * QK_K, QK_K);
+    }
+}
+
+/* The unsigned weights of one group block, q[i][j] for row i, element j. */
+static void unpack_weights(const uint8_t *g, uint8_t q[R][QK_K])
+{
+    for (int s = 0; s < 16; s++)
+        for (int i = 0; i < R; i++) {
+            const uint8_t *lane = g + OFF_QS + 192 * s + 4 * i;
+            uint8_t *out = &q[i][16 * s];
+            for (int e = 0; e < 4; e++) {
+                out[e] = lane[e] & 0x3F;
+                out[4 + e] = lane[64 + e] & 0x3F;
+                out[8 + e] = lane[128 + e] & 0x3F;
+                out[12 + e] = (uint8_t)((lane[e] >> 6) | (lane[64 + e] >> 6) << 2 |
+                                        (lane[128 + e] >> 6) << 4);
+            }
+        }
+}
+
+/* sumi of one group block against one activation block, 16 rows. */
+static void block_sumi(const uint8_t *g, const uint8_t q[R][QK_K], const struct kq_block_q8_K *a,
+                       int32_t sumi[R])
+{
+    int16_t bsums[16];
+    memcpy(bsums, KQ_Q8K_BSUMS(a), sizeof(bsums));
+    for (int i = 0; i < R; i++) {
+        int32_t total = 0;
+        for (int s = 0; s < 16; s++) {
+            int32_t isum = -32 * bsums[s];
+            for (int e = 0; e < 16; e++)
+                isum += q[i][16 * s + e] * a->qs[16 * s + e];
+            total += (int8_t)g[OFF_SC + R * s + i] * isum;
+        }
+        sumi[i] = total;
+    }
+}
+
+/* Tokens per pass over the group: a block's weights are unpacked once per pass. */
+#define TILE 8
+
+static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
+                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+{
+    const int64_t nb = n_cols / QK_K;
+    for (int t0 = 0; t0 < n_tok; t0 += TILE) {
+        const int nt = n_tok - t0 < TILE ? n_tok - t0 : TILE;
+        float acc[TILE][R] = {{0}};
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
+            uint8_t q[R][QK_K];
+            unpack_weights(g, q);
+            for (int t = 0; t < nt; t++) {
+                const int tok = t0 + t;
+                const struct kq_block_q8_K *a =
+                    (const void *)(xq + (size_t)(rows ? rows[tok] : tok) * act_stride);
+                int32_t sumi[R];
+                block_sumi(g, q, &a[b], sumi);
+                for (int i = 0; i < R; i++) {
+                    uint16_t d;
+                    memcpy(&d, g + OFF_D + 2 * i, 2);
+                    acc[t][i] = fmaf(kq_f16_to_f32(d) * a[b].d, (float)sumi[i], acc[t][i]);
+                }
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            for (int i = 0; i < R; i++)
+                y[(size_t)(t0 + t) * y_stride + i] = acc[t][i];
+    }
+}
+
+void kq_x16_register_q6k_ref(struct kq_x16_ops *ops)
+{
+    *ops = (struct kq_x16_ops){repack, row_to_f32, gemm};
+}
