@@ -1,0 +1,7 @@
+/* kernels/kq_x16_q8_0_avx2.c: placeholder until the kernel lands (the reference gemm stays). */
+#include "kernels/kq_impl.h"
+
+void kq_x16_register_q8_0_avx2(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}
