@@ -2,7 +2,8 @@
  * kq_x16_q8_0.c). The weights are stored as w + 128, VPDPBUSD's unsigned operand, one 64-byte
  * vector per 4 columns of 16 rows; each token's 4 activation bytes come as an embedded
  * broadcast. The bias is removed exactly by starting each block's accumulator at −128·Σx:
- * Σx is one horizontal sum per token and block, shared by the 16 rows. Then one VCVTDQ2PS,
+ * Σx is one horizontal sum per token and block (folded two blocks at a time), shared by the
+ * 16 rows. Then one VCVTDQ2PS,
  * one multiply (d_w·d_a) and one FMA per 16 rows, the reference's operations in its order.
  * Tokens go through in tiles of up to 4: the block's 8 weight vectors stay in registers for all
  * of them, so a single token (decode) streams each group exactly once. */
@@ -25,20 +26,46 @@ static inline int32_t load32(const void *p)
     return v;
 }
 
-/* −128·Σx of one activation block, in every lane: VPDPBUSD of 128 (unsigned) against the 32
- * activation bytes gives 128 × each 4-byte sum, then three adds fold the 8 lanes. */
-static inline __m512i minus_bias(const int8_t *x)
+/* −128·Σx of activation blocks x0 and x1, each in every lane of its vector: VPDPBUSD of 128
+ * (unsigned) against x0's 32 bytes (low half) and x1's (high half) gives 128 × each 4-byte sum;
+ * three adds fold each half's 8 lanes; a lane shuffle broadcasts each half's total. Two blocks
+ * per fold halve the horizontal work, the one cost the 16 rows do not share. */
+static inline void minus_bias2(const int8_t *x0, const int8_t *x1, __m512i *b0, __m512i *b1)
 {
-    const __m256i s8 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                           _mm256_set1_epi8((char)0x80),
-                                           _mm256_loadu_si256((const __m256i *)x));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_broadcastd_epi32(s));
+    const __m512i xx = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x0)),
+        _mm256_loadu_si256((const __m256i *)x1), 1);
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), xx);
+    s = _mm512_add_epi32(s, _mm512_shuffle_i64x2(s, s, 0xb1)); /* 128-bit lanes 1 0 3 2 */
+    s = _mm512_add_epi32(s, _mm512_shuffle_epi32(s, 0x4e));
+    s = _mm512_add_epi32(s, _mm512_shuffle_epi32(s, 0xb1));
+    s = _mm512_sub_epi32(_mm512_setzero_si512(), s);
+    *b0 = _mm512_shuffle_i32x4(s, s, 0x00);
+    *b1 = _mm512_shuffle_i32x4(s, s, 0xaa);
 }
 
-/* nt tokens (a compile-time constant per instance) against one group: y[t·y_stride + i]. */
+/* One block of the group (weights wv, scales dw) for one token, starting from its bias. */
+static inline __m512 block_term(const __m512i wv[8], __m512 dw, const struct kq_block_q8_0 *x,
+                                __m512i isum, __m512 acc)
+{
+    #pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        isum = _mm512_dpbusd_epi32(isum, wv[j], _mm512_set1_epi32(load32(x->qs + 4 * j)));
+    const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(_cvtsh_ss(x->d)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), dd, acc);
+}
+
+static inline void load_block(const uint8_t *g, __m512i wv[8], __m512 *dw)
+{
+    *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + OFF_D)));
+    #pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        wv[j] = _mm512_loadu_si512(g + OFF_QS + 64 * j);
+}
+
+/* nt tokens (a compile-time constant per instance) against one group: y[t·y_stride + i].
+ * Blocks go two at a time (for the bias fold), in order, so each token's accumulator sees
+ * the reference's sequence of FMAs. */
 static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
                                        const struct kq_block_q8_0 *const *a, float *y,
                                        size_t y_stride)
@@ -47,22 +74,30 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
     #pragma GCC unroll 4
     for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
         const uint8_t *g = w + (size_t)b * GROUP_BLOCK_BYTES;
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + OFF_D)));
-        __m512i wv[8];
-        #pragma GCC unroll 8
-        for (int j = 0; j < 8; j++)
-            wv[j] = _mm512_loadu_si512(g + OFF_QS + 64 * j);
+        __m512i wv0[8], wv1[8];
+        __m512 dw0, dw1;
+        load_block(g, wv0, &dw0);
+        load_block(g + GROUP_BLOCK_BYTES, wv1, &dw1);
         #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
-            const struct kq_block_q8_0 *x = &a[t][b];
-            __m512i isum = minus_bias(x->qs);
-            #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++)
-                isum = _mm512_dpbusd_epi32(isum, wv[j], _mm512_set1_epi32(load32(x->qs + 4 * j)));
-            const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(_cvtsh_ss(x->d)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), dd, acc[t]);
+            __m512i bias0, bias1;
+            minus_bias2(a[t][b].qs, a[t][b + 1].qs, &bias0, &bias1);
+            acc[t] = block_term(wv0, dw0, &a[t][b], bias0, acc[t]);
+            acc[t] = block_term(wv1, dw1, &a[t][b + 1], bias1, acc[t]);
+        }
+    }
+    if (b < nb) { /* odd block count: the last block folds its bias alone */
+        __m512i wv[8];
+        __m512 dw;
+        load_block(w + (size_t)b * GROUP_BLOCK_BYTES, wv, &dw);
+        #pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            __m512i bias, unused;
+            minus_bias2(a[t][b].qs, a[t][b].qs, &bias, &unused);
+            acc[t] = block_term(wv, dw, &a[t][b], bias, acc[t]);
         }
     }
     #pragma GCC unroll 4
