@@ -2,7 +2,10 @@
  * weight bytes read (decode is memory-bound: the number to compare with the machine's
  * bandwidth). Also 16- and 64-token batches (prompt processing), where weights are reused from
  * cache, in G weight-elements per second summed over tokens. Not a test; usage:
- * kq_bench [MiB per matrix, default 256] [format...]. */
+ * kq_bench [MiB per matrix, default 256] [format...].
+ * `kq_bench x16 [MiB] [format...]`: the x16 layout (kq_x16.h) of every format that has one, next
+ * to the row-major dot/dot4: L2-resident ns per row-block per token for n_tok = 1, 4, 8, 32 (the
+ * kernels' compute cost, minimum over repetitions), and single-token GB/s of weights. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +76,134 @@ static void bench_pool(struct tp_pool *pool)
            (now_s() - t0) / steps * 1e6);
 }
 
+/* ---- x16 mode: `kq_bench x16 [MiB] [format...]` ---- */
+
+/* Minimum over reps of one call of fn (an L2-resident working set: the minimum is the kernel's
+ * cost, repeatable even while other processes share the core). */
+#define MIN_TIME(reps, stmt)                                                                   \
+    ({                                                                                         \
+        double best_ = 1e30;                                                                   \
+        for (int rep_ = 0; rep_ < (reps); rep_++) {                                            \
+            const double t0_ = now_s();                                                        \
+            stmt;                                                                              \
+            const double dt_ = now_s() - t0_;                                                  \
+            best_ = dt_ < best_ ? dt_ : best_;                                                 \
+        }                                                                                      \
+        best_;                                                                                 \
+    })
+
+enum { L2_COLS = 2048, L2_ROWS = 64, L2_REPS = 2000 };
+
+/* ns per row-block (one row × one 256-element block, or whatever the format's block is) per
+ * token of the row-major dot (n_tok 1) and dot4 (n_tok 4), over the L2 matrix. */
+static void l2_rows(const struct kq_format *f, const uint8_t *w, size_t row_bytes,
+                    const uint8_t *xq, size_t act_stride, double *ns_dot, double *ns_dot4)
+{
+    const double row_blocks = (double)L2_ROWS * (double)(L2_COLS / f->block_elems);
+    float s[4];
+    const void *a[4] = {xq, xq + act_stride, xq + 2 * act_stride, xq + 3 * act_stride};
+    double dt = MIN_TIME(L2_REPS, for (int r = 0; r < L2_ROWS; r++)
+                                      f->dot(L2_COLS, s, w + (size_t)r * row_bytes, xq));
+    *ns_dot = dt / row_blocks * 1e9;
+    *ns_dot4 = 0;
+    if (f->dot4) {
+        dt = MIN_TIME(L2_REPS, for (int r = 0; r < L2_ROWS; r++)
+                                   f->dot4(L2_COLS, s, w + (size_t)r * row_bytes, a));
+        *ns_dot4 = dt / row_blocks / 4 * 1e9;
+    }
+}
+
+/* The same unit for the x16 gemm with n_tok tokens per call. */
+static double l2_x16(const struct kq_x16_ops *ops, const struct kq_format *f, const uint8_t *w,
+                     size_t row_bytes, const uint8_t *xq, size_t act_stride, int n_tok, float *y)
+{
+    const double row_blocks = (double)L2_ROWS * (double)(L2_COLS / f->block_elems);
+    const double dt = MIN_TIME(
+        L2_REPS, for (int g = 0; g < L2_ROWS / KQ_X16_ROWS; g++) ops->gemm(
+                     L2_COLS, w + (size_t)g * KQ_X16_ROWS * row_bytes, xq, act_stride, NULL, n_tok,
+                     y + g * KQ_X16_ROWS, L2_ROWS));
+    return dt / row_blocks / n_tok * 1e9;
+}
+
+static int bench_x16(int argc, char **argv)
+{
+    static const int toks[] = {1, 4, 8, 32};
+    const double mib = argc > 2 ? atof(argv[2]) : 256;
+    const int64_t K = 4096;
+    const struct cpu_features cf = cpu_detect();
+    struct tp_pool *pools[2] = {tp_new(1), tp_new(2)};
+    float *x = malloc((size_t)(K * 32) * sizeof(float));
+    float *yl2 = malloc((size_t)(L2_ROWS * 32) * sizeof(float));
+    for (int64_t i = 0; i < K * 32; i++)
+        x[i] = (float)((i * 7919) % 2001 - 1000) * 1e-3f;
+    printf("L2-resident (%d x %d, min of %d, 1 thread): ns per row-block per token; "
+           "%.0f MiB matrix, 1 token: GB/s of weights\n",
+           L2_ROWS, L2_COLS, L2_REPS, mib);
+    printf("%-6s %-6s %6s %6s | %6s %6s %6s %6s | %7s %7s %7s %7s\n", "format", "level", "dot",
+           "dot4", "x16 1", "x16 4", "x16 8", "x16 32", "rows 1t", "rows 2t", "x16 1t", "x16 2t");
+    for (int type = 0; type < KQ_TYPE_COUNT; type++) {
+        kq_init_level(KQ_LEVEL_REF);
+        const struct kq_format *f = kq_format((uint32_t)type);
+        bool wanted = argc <= 3;
+        for (int i = 3; i < argc; i++)
+            wanted = wanted || (f && !strcmp(argv[i], f->name));
+        if (!kq_x16_ops((enum kq_type)type) || !wanted)
+            continue;
+        const size_t row_bytes = kq_row_bytes((uint32_t)type, K);
+        const int64_t M = (int64_t)(mib * 1048576.0 / (double)row_bytes) / 16 * 16;
+        const size_t l2_row_bytes = kq_row_bytes((uint32_t)type, L2_COLS);
+        uint8_t *w = malloc((size_t)M * row_bytes), *wx = malloc((size_t)M * row_bytes);
+        uint8_t *l2w = malloc(L2_ROWS * l2_row_bytes), *l2x = malloc(L2_ROWS * l2_row_bytes);
+        float *y = malloc((size_t)M * sizeof(float));
+        const size_t act_stride = kq_act_row_bytes((enum kq_type)type, K);
+        uint8_t *xq = malloc(act_stride * 32);
+        if (!w || !wx || !l2w || !l2x || !y || !xq)
+            return 2;
+        fill_weights((enum kq_type)type, w, K, M);
+        fill_weights((enum kq_type)type, l2w, L2_COLS, L2_ROWS);
+        kq_x16_repack((enum kq_type)type, K, M, w, wx);
+        kq_x16_repack((enum kq_type)type, L2_COLS, L2_ROWS, l2w, l2x);
+        const struct kq_matrix W = {w, (enum kq_type)type, K, M, row_bytes, KQ_LAYOUT_ROWS};
+        const struct kq_matrix WX = {wx, (enum kq_type)type, K, M, row_bytes, KQ_LAYOUT_X16};
+        for (int lv = 0; lv <= (int)cf.level; lv++) {
+            const enum kq_level level = kq_init_level((enum kq_level)lv);
+            const struct kq_x16_ops *ops = kq_x16_ops((enum kq_type)type);
+            f = kq_format((uint32_t)type);
+            kq_convert_act(NULL, (enum kq_type)type, x, (size_t)K, 32, K, xq, act_stride);
+            double dot, dot4, ns[4], gbs[2][2];
+            /* the L2 matrix is 2048 wide: its activations are the first half of each row */
+            l2_rows(f, l2w, l2_row_bytes, xq, act_stride, &dot, &dot4);
+            for (int i = 0; i < 4; i++)
+                ns[i] = l2_x16(ops, f, l2x, l2_row_bytes, xq, act_stride, toks[i], yl2);
+            for (int p = 0; p < 2; p++) {
+                gbs[0][p] = (double)M * (double)row_bytes /
+                            bench(pools[p], &W, xq, act_stride, 1, y, 5) * 1e-9;
+                gbs[1][p] = (double)M * (double)row_bytes /
+                            bench(pools[p], &WX, xq, act_stride, 1, y, 5) * 1e-9;
+            }
+            printf("%-6s %-6s %6.2f %6.2f | %6.2f %6.2f %6.2f %6.2f | %7.2f %7.2f %7.2f %7.2f\n",
+                   f->name, kq_level_name(level), dot, dot4, ns[0], ns[1], ns[2], ns[3],
+                   gbs[0][0], gbs[0][1], gbs[1][0], gbs[1][1]);
+            fflush(stdout);
+        }
+        free(xq);
+        free(y);
+        free(l2x);
+        free(l2w);
+        free(wx);
+        free(w);
+    }
+    free(yl2);
+    free(x);
+    tp_free(pools[1]);
+    tp_free(pools[0]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "x16"))
+        return bench_x16(argc, argv);
     static const enum kq_type types[] = {KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q8_0, KQ_Q4_0, KQ_Q5_0,
                                          KQ_F16, KQ_BF16, KQ_F32};
     const double mib = argc > 1 ? atof(argv[1]) : 256;
