@@ -67,45 +67,42 @@ static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
     }
 }
 
-/* Tokens per pass over the group: the weights of a block are read once per pass. */
-#define TILE 8
+/* isum of 16 rows against one activation block: per 4 columns, one 64-byte vector of the group
+ * (simple loops over the rows that compilers vectorise; ARM machines run this). */
+static void block_isums(const uint8_t *g, const int8_t *x, int32_t isum[R])
+{
+    for (int i = 0; i < R; i++)
+        isum[i] = 0;
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *q = g + OFF_QS + 64 * j;
+        const int x0 = x[4 * j], x1 = x[4 * j + 1], x2 = x[4 * j + 2], x3 = x[4 * j + 3];
+        for (int i = 0; i < R; i++)
+            isum[i] += (q[4 * i] - 128) * x0 + (q[4 * i + 1] - 128) * x1 +
+                       (q[4 * i + 2] - 128) * x2 + (q[4 * i + 3] - 128) * x3;
+    }
+}
 
 static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
                  const int32_t *rows, int n_tok, float *y, size_t y_stride)
 {
     const int64_t nb = n_cols / QK;
-    for (int t0 = 0; t0 < n_tok; t0 += TILE) {
-        const int nt = n_tok - t0 < TILE ? n_tok - t0 : TILE;
-        float acc[TILE][R] = {{0}};
+    for (int t = 0; t < n_tok; t++) {
+        const struct kq_block_q8_0 *a =
+            (const void *)(xq + (size_t)(rows ? rows[t] : t) * act_stride);
+        float acc[R] = {0};
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
-            int8_t wq[R][QK];
-            float dw[R];
+            const float da = kq_f16_to_f32(a[b].d);
+            int32_t isum[R];
+            block_isums(g, a[b].qs, isum);
             for (int i = 0; i < R; i++) {
                 uint16_t d;
                 memcpy(&d, g + OFF_D + 2 * i, 2);
-                dw[i] = kq_f16_to_f32(d);
-                for (int e = 0; e < QK; e++)
-                    wq[i][e] = weight(g, i, e);
-            }
-            for (int t = 0; t < nt; t++) {
-                const int tok = t0 + t;
-                const struct kq_block_q8_0 *a =
-                    (const struct kq_block_q8_0 *)(xq + (size_t)(rows ? rows[tok] : tok) *
-                                                            act_stride) +
-                    b;
-                const float da = kq_f16_to_f32(a->d);
-                for (int i = 0; i < R; i++) {
-                    int32_t isum = 0;
-                    for (int e = 0; e < QK; e++)
-                        isum += wq[i][e] * a->qs[e];
-                    acc[t][i] = fmaf((float)isum, dw[i] * da, acc[t][i]);
-                }
+                acc[i] = fmaf((float)isum[i], kq_f16_to_f32(d) * da, acc[i]);
             }
         }
-        for (int t = 0; t < nt; t++)
-            for (int i = 0; i < R; i++)
-                y[(size_t)(t0 + t) * y_stride + i] = acc[t][i];
+        for (int i = 0; i < R; i++)
+            y[(size_t)t * y_stride + i] = acc[i];
     }
 }
 
