@@ -9,9 +9,11 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@ struct item {
     int64_t n_mat;
     struct kq_matrix *dense; /* points here once repacked */
     uint8_t *flag;           /* set to 1 once repacked */
+    bool in_mapping;         /* in the GGUF mapping's private view (else the caller's memory) */
 };
 
 struct item_list {
@@ -93,6 +96,16 @@ static int list_add(struct item_list *l, struct item it, struct mp_error *err)
     return 0;
 }
 
+/* Copies the piece's pages of the private view in one call instead of one fault per 4 KiB page
+ * (1.3 million for the 8B model's experts: most of the repacking's time went there). Advice
+ * only: where the kernel lacks it, the writes fault the pages in as before. */
+static void populate(uint8_t *p, size_t len)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t start = (uintptr_t)p & ~(page - 1), end = (uintptr_t)p + len;
+    madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+}
+
 static void *repack_thread(void *arg)
 {
     struct run *r = arg;
@@ -100,6 +113,8 @@ static void *repack_thread(void *arg)
         const struct piece *p = &r->p[i];
         const size_t row_bytes = kq_row_bytes(p->it->type, p->it->n_cols);
         uint8_t *at = p->it->data + (size_t)p->row0 * row_bytes;
+        if (p->it->in_mapping)
+            populate(at, (size_t)p->n_rows * row_bytes);
         if (kq_x16_repack(p->it->type, p->it->n_cols, p->n_rows, at, at))
             atomic_store(&r->failed, 1);
     }
@@ -208,7 +223,9 @@ static int consider_dense(const struct model *m, struct kq_matrix *W, struct ite
     uint8_t *data = gguf_writable(m->gguf, W->data, (size_t)W->n_rows * W->row_bytes, err);
     if (!data)
         return err ? err->code : MP_ENOMEM;
-    return list_add(l, (struct item){data, W->type, W->n_cols, W->n_rows, 1, .dense = W}, err);
+    return list_add(
+        l, (struct item){data, W->type, W->n_cols, W->n_rows, 1, .dense = W, .in_mapping = true},
+        err);
 }
 
 /* The dense matrices the forward pass multiplies by, in the model. An untied token embedding is
@@ -371,7 +388,7 @@ int repack_expert_table(struct expert_table *t, const struct model *m, int n_thr
             else /* the caller's own writable memory (repack.h) */
                 rc = list_add(&l,
                               (struct item){(uint8_t *)(uintptr_t)data[j], x->type, x->n_cols,
-                                            x->n_rows, 1, NULL, NULL},
+                                            x->n_rows, 1, NULL, NULL, false},
                               err);
         }
     }
