@@ -96,6 +96,8 @@ for l in lines:
     t = l["test"]
     check(l["engine"] == "moepool" and l["model"] == os.path.basename(model), f"{t}: names")
     check(l["threads"] == 2 and l["reps"] == 3 and len(l["samples"]) == 3, f"{t}: counts")
+    want_layout = "rows" if os.environ.get("MOEPOOL_LAYOUT") == "rows" else "x16"
+    check(l["layout"] == want_layout, f"{t}: layout {l['layout']}, expected {want_layout}")
     check((l["n_seq"], l["n_prompt"], l["n_gen"]) == expect[t], f"{t}: shape")
     check(l["model_bytes"] == size, f"{t}: model_bytes {l['model_bytes']} != {size}")
     s = sorted(l["samples"])

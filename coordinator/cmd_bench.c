@@ -18,6 +18,7 @@
 #include "coordinator/bench_run.h"
 #include "coordinator/cluster_args.h"
 #include "kernels/kq.h"
+#include "model/repack.h"
 
 /* Workers load their shards before the first test: minutes for a full-size model from disk. */
 #define BENCH_CLUSTER_WAIT_MS (10 * 60 * 1000)
@@ -44,6 +45,7 @@ struct bench_env {
     long long model_bytes;
     double read_bw;
     struct bench_bytes bytes;
+    char layout[160]; /* how the weights are held (repack_summary) */
 };
 
 #define BENCH_INDENT "                     "
@@ -104,11 +106,11 @@ static void print_json(const struct bench_args *a, const struct bench_env *e,
     bench_min_max(r->tok_s, a->shape.reps, &lo, &hi);
     printf("{\"engine\":\"moepool\",\"model\":\"");
     bench_json_str(stdout, e->model_name);
-    printf("\",\"model_bytes\":%lld,\"threads\":%d,\"simd\":\"%s\",\"test\":\"%s\",\"n_seq\":%d,"
-           "\"n_prompt\":%d,\"n_gen\":%d,\"reps\":%d,\"tokens_per_s\":%.3f,\"min\":%.3f,"
-           "\"max\":%.3f,\"samples\":[",
-           e->model_bytes, a->shape.threads, kq_simd_name(), t->name, t->n_seq, t->n_prompt, t->n_gen,
-           a->shape.reps, med, lo, hi);
+    printf("\",\"model_bytes\":%lld,\"threads\":%d,\"simd\":\"%s\",\"layout\":\"%s\","
+           "\"test\":\"%s\",\"n_seq\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"reps\":%d,"
+           "\"tokens_per_s\":%.3f,\"min\":%.3f,\"max\":%.3f,\"samples\":[",
+           e->model_bytes, a->shape.threads, kq_simd_name(), repack_layout_name(), t->name,
+           t->n_seq, t->n_prompt, t->n_gen, a->shape.reps, med, lo, hi);
     for (int i = 0; i < a->shape.reps; i++)
         printf("%s%.3f", i ? "," : "", r->tok_s[i]);
     printf("],\"peak_rss_bytes\":%lld,\"read_bw_bytes_per_s\":%.0f,"
@@ -129,8 +131,8 @@ static void print_json(const struct bench_args *a, const struct bench_env *e,
 
 static void print_header(const struct bench_args *a, const struct bench_env *e)
 {
-    printf("model %s (%.2f GiB), %d threads, %s kernels\n", e->model_name,
-           (double)e->model_bytes / (1 << 30), a->shape.threads, kq_simd_name());
+    printf("model %s (%.2f GiB), %d threads, %s kernels, %s\n", e->model_name,
+           (double)e->model_bytes / (1 << 30), a->shape.threads, kq_simd_name(), e->layout);
     printf("read bandwidth %.1f GB/s; a decode token reads %.3f GB (dense %.3f, head %.3f, "
            "experts %.3f of %.3f): roofline %.1f tok/s\n",
            e->read_bw / 1e9, e->bytes.per_token / 1e9, (double)e->bytes.dense / 1e9,
@@ -215,8 +217,10 @@ static int run_all(const struct bench_args *a, struct bench_session *s, struct b
     /* Warm-up, untimed: pages the weights in and the threads' caches up, as llama-bench does. */
     if ((rc = bench_prompt(&s->c, n_ctx_max < 32 ? n_ctx_max : 32, &warm, err)))
         return rc;
-    if (!a->json)
+    if (!a->json) {
+        repack_summary(s->m, e->layout, sizeof(e->layout));
         print_header(a, e);
+    }
     for (int i = 0; i < n_tests && !rc; i++) {
         struct bench_result r;
         if (!(rc = run_test(&s->c, &s->be, a, &tests[i], &r, err)))

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "commands.h"
 #include "coordinator/cluster.h"
 #include "coordinator/cluster_args.h"
@@ -18,6 +19,7 @@
 #include "coordinator/routing_stats.h"
 #include "kernels/kq.h"
 #include "model/arch.h"
+#include "model/repack.h"
 
 struct serve_args {
     const char *model, *host, *api_key, *alias, *stats_path;
@@ -302,6 +304,9 @@ int cmd_serve(int argc, char **argv)
         stop(&s, a.stats_path);
         return rc == MP_ENOMEM || rc == MP_EIO ? 1 : 2;
     }
+    char layout[160];
+    repack_summary(s.m, layout, sizeof(layout));
+    mp_info("serve: weights in the %s", layout);
     printf("moepool serve: model '%s' on http://%s:%d (%d slots, context %d, %d threads, %s "
            "kernels)\n",
            id, a.host, http_port(s.http), a.engine.n_slots, (int)a.engine.n_ctx, a.engine.n_threads,

@@ -9,6 +9,7 @@
 #include "coordinator/cluster_impl.h"
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
+#include "model/repack.h"
 
 /* Holders 0..n_slots-1 are worker slots; with a local shard, holder n_slots is this process. */
 #define MAX_HOLDERS (CLUSTER_MAX_WORKERS + 1)
@@ -48,6 +49,9 @@ static int local_new(struct eb_remote *r, struct mp_error *err)
     for (int64_t i = 0; i < m->hp.n_layer * m->hp.n_expert; i++)
         if (!(c->holders[i] >> r->n_slots & 1))
             r->table->w[i] = (struct expert_weights){0};
+    /* Its share only, for the x16 kernels; the rest stays untouched (model/repack.h). */
+    if ((rc = repack_model_experts(m, r->table, tp_n_threads(c->o.local_tp), err)))
+        return rc;
     const size_t n_max = (size_t)c->o.n_max, k = (size_t)m->hp.n_expert_used;
     r->lx = malloc(n_max * (size_t)m->hp.n_embd * sizeof(float));
     r->lw = malloc(n_max * k * sizeof(float));

@@ -171,6 +171,12 @@ void kq_x16_register_q4k_avx512(struct kq_x16_ops *ops);
 void kq_x16_register_q6k_ref(struct kq_x16_ops *ops);
 void kq_x16_register_q6k_avx2(struct kq_x16_ops *ops);
 void kq_x16_register_q6k_avx512(struct kq_x16_ops *ops);
+void kq_x16_register_q5k_ref(struct kq_x16_ops *ops);
+void kq_x16_register_q5k_avx2(struct kq_x16_ops *ops);
+void kq_x16_register_q5k_avx512(struct kq_x16_ops *ops);
+void kq_x16_register_q8_0_ref(struct kq_x16_ops *ops);
+void kq_x16_register_q8_0_avx2(struct kq_x16_ops *ops);
+void kq_x16_register_q8_0_avx512(struct kq_x16_ops *ops);
 
 /* Rebuilds the live x16 table for a level already capped by the CPU (called by kq_init_level). */
 void kq_x16_init_level(enum kq_level level);

@@ -35,3 +35,23 @@ void kq_x16_register_q6k_avx512(struct kq_x16_ops *ops)
 {
     (void)ops;
 }
+
+void kq_x16_register_q5k_avx2(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}
+
+void kq_x16_register_q5k_avx512(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}
+
+void kq_x16_register_q8_0_avx2(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}
+
+void kq_x16_register_q8_0_avx512(struct kq_x16_ops *ops)
+{
+    (void)ops;
+}

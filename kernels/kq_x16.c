@@ -25,6 +25,16 @@ void kq_x16_init_level(enum kq_level level)
         kq_x16_register_q6k_avx2(&x16_table[KQ_Q6_K]);
     if (level >= KQ_LEVEL_AVX512)
         kq_x16_register_q6k_avx512(&x16_table[KQ_Q6_K]);
+    kq_x16_register_q5k_ref(&x16_table[KQ_Q5_K]);
+    if (level >= KQ_LEVEL_AVX2)
+        kq_x16_register_q5k_avx2(&x16_table[KQ_Q5_K]);
+    if (level >= KQ_LEVEL_AVX512)
+        kq_x16_register_q5k_avx512(&x16_table[KQ_Q5_K]);
+    kq_x16_register_q8_0_ref(&x16_table[KQ_Q8_0]);
+    if (level >= KQ_LEVEL_AVX2)
+        kq_x16_register_q8_0_avx2(&x16_table[KQ_Q8_0]);
+    if (level >= KQ_LEVEL_AVX512)
+        kq_x16_register_q8_0_avx512(&x16_table[KQ_Q8_0]);
 }
 
 const struct kq_x16_ops *kq_x16_ops(enum kq_type type)

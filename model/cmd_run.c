@@ -17,6 +17,7 @@
 #include "model/chat_template.h"
 #include "model/eb_local.h"
 #include "model/forward.h"
+#include "model/repack.h"
 #include "model/sampler.h"
 #include "model/stopstr.h"
 #include "model/tokenizer.h"
@@ -372,9 +373,9 @@ static int generate(struct run_ctx *r, const struct run_args *a, struct mp_error
     if (full)
         fprintf(stderr, "moepool run: the context of %d tokens is full (use -c)\n", a->n_ctx);
     fprintf(stderr, "moepool run: prompt %d tokens in %.2f s (%.1f tok/s), generated %d tokens in "
-            "%.2f s (%.1f tok/s), %d threads, %s kernels\n", r->n_ids, t1 - t0,
+            "%.2f s (%.1f tok/s), %d threads, %s kernels, %s layout\n", r->n_ids, t1 - t0,
             r->n_ids / (t1 - t0), n_gen, t2 - t1, n_gen / (t2 > t1 ? t2 - t1 : 1), a->threads,
-            kq_simd_name());
+            kq_simd_name(), repack_layout_name());
     free(text);
     return rc;
 }

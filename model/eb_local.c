@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "model/ops.h"
+#include "model/repack.h"
 
 struct eb_local {
     const struct model *m;
@@ -71,11 +72,14 @@ static int group_by_expert(struct eb_local *b, const struct eb_job *job, struct 
     return 0;
 }
 
-/* Expert matrix x's shape and type (from the model) at the table's address for it. */
-static struct kq_matrix held(const struct expert_matrix *x, const uint8_t *data)
+/* Expert matrix x's shape and type (from the model) at the table's address for it, in the
+ * layout the table says it has there. */
+static struct kq_matrix held(const struct expert_matrix *x, const uint8_t *data,
+                             enum kq_layout layout)
 {
     struct kq_matrix w = model_expert(x, 0);
     w.data = data;
+    w.layout = layout;
     return w;
 }
 
@@ -94,9 +98,9 @@ static void run_experts(struct eb_local *b, int layer, const struct layer *L, co
         const size_t at = (size_t)b->start[e];
         const struct expert_weights *w = expert_table_get(b->table, layer, e);
         struct kq_matrix *mat = b->mat + 3 * n_mm;
-        mat[0] = held(&L->gate_exps, w->gate);
-        mat[1] = held(&L->up_exps, w->up);
-        mat[2] = held(&L->down_exps, w->down);
+        mat[0] = held(&L->gate_exps, w->gate, w->layout[0]);
+        mat[1] = held(&L->up_exps, w->up, w->layout[1]);
+        mat[2] = held(&L->down_exps, w->down, w->layout[2]);
         b->mm[2 * n_mm] = (struct kq_mm){&mat[0], b->xq_gate, b->xq_stride, rows, n,
                                          b->gate + at * n_ff, (size_t)n_ff};
         b->mm[2 * n_mm + 1] = (struct kq_mm){&mat[1], xq_up, b->xq_stride, rows, n,
@@ -204,7 +208,9 @@ int eb_local_new(const struct model *m, const struct expert_table *table, struct
     if (!b)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     if (!table) {
-        int rc = expert_table_from_model(m, &b->owned, err);
+        int rc = repack_model_experts(m, NULL, tp_n_threads(tp), err);
+        if (!rc)
+            rc = expert_table_from_model(m, &b->owned, err);
         if (rc) {
             free(b);
             return rc;

@@ -21,7 +21,8 @@
 #define EB_SLOT_SKIP (-1)
 
 /* n_max: the most tokens one job may carry. The backend borrows m, table and tp. table NULL:
- * every expert of the model, in its GGUF mapping (the in-process path). */
+ * every expert of the model, in its GGUF mapping (the in-process path), repacked there first
+ * (repack_model_experts, once per model). */
 int eb_local_new(const struct model *m, const struct expert_table *table, struct tp_pool *tp,
                  int n_max, struct expert_backend *out, struct mp_error *err);
 

@@ -23,6 +23,14 @@ int expert_table_new(int64_t n_layer, int64_t n_expert, struct expert_table **ou
     return 0;
 }
 
+struct expert_weights expert_weights_of(const struct layer *L, int64_t e)
+{
+    const struct kq_matrix g = model_expert(&L->gate_exps, e), u = model_expert(&L->up_exps, e),
+                           d = model_expert(&L->down_exps, e);
+    return (struct expert_weights){
+        .gate = g.data, .up = u.data, .down = d.data, .layout = {g.layout, u.layout, d.layout}};
+}
+
 int expert_table_from_model(const struct model *m, struct expert_table **out, struct mp_error *err)
 {
     int rc = expert_table_new(m->hp.n_layer, m->hp.n_expert, out, err);
@@ -33,11 +41,7 @@ int expert_table_from_model(const struct model *m, struct expert_table **out, st
         if (!m->hp.is_moe[il])
             continue;
         for (int64_t e = 0; e < m->hp.n_expert; e++)
-            (*out)->w[il * m->hp.n_expert + e] = (struct expert_weights){
-                .gate = L->gate_exps.data + (size_t)e * L->gate_exps.expert_bytes,
-                .up = L->up_exps.data + (size_t)e * L->up_exps.expert_bytes,
-                .down = L->down_exps.data + (size_t)e * L->down_exps.expert_bytes,
-            };
+            (*out)->w[il * m->hp.n_expert + e] = expert_weights_of(L, e);
     }
     return 0;
 }

@@ -4,7 +4,9 @@
  * of that expert's gate, up and down matrices, or NULL when this process does not hold the expert.
  * Types and shapes are not repeated here: they come from the model's struct expert_matrix (every
  * expert of one layer shares them). The in-process path points the table into the GGUF mapping
- * (expert_table_from_model); a worker points it into its NUMA-local shard memory (shard_load). */
+ * (expert_table_from_model); a worker points it into its NUMA-local shard memory (shard_load).
+ * Each entry also says whether its matrices are row-major or repacked (kernels/kq_x16.h): the
+ * same model's experts may be one in the mapping and the other in a shard (model/repack.h). */
 #ifndef EXPERT_TABLE_H
 #define EXPERT_TABLE_H
 
@@ -23,6 +25,7 @@ struct expert_ref {
 
 struct expert_weights {
     const uint8_t *gate, *up, *down; /* all three set, or all three NULL (not held) */
+    enum kq_layout layout[3];        /* of gate, up, down there: row-major unless repacked */
 };
 
 struct expert_table {
@@ -35,10 +38,14 @@ struct expert_table {
 int expert_table_new(int64_t n_layer, int64_t n_expert, struct expert_table **out,
                      struct mp_error *err);
 
-/* Every expert of every MoE layer, pointing into the model's GGUF mapping. */
+/* Every expert of every MoE layer, pointing into the model's GGUF mapping: the file's bytes, or
+ * the private view's repacked copy of those repack_model_experts repacked. */
 int expert_table_from_model(const struct model *m, struct expert_table **out, struct mp_error *err);
 
 void expert_table_free(struct expert_table *t); /* NULL-safe */
+
+/* The entry expert_table_from_model gives expert e of layer L. */
+struct expert_weights expert_weights_of(const struct layer *L, int64_t e);
 
 /* Entry (il, e), or NULL when il/e are out of range. */
 const struct expert_weights *expert_table_get(const struct expert_table *t, int64_t il, int64_t e);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/ops.h"
+#include "model/repack.h"
 #include "model/router.h"
 
 void fwd_matmul(struct fwd_state *st, const struct kq_matrix *W, const float *x, int n_tok,
@@ -68,8 +69,11 @@ int fwd_state_new(const struct model *m, int n_max, int32_t n_ctx_max, struct tp
     const size_t n = (size_t)n_max, n_embd = (size_t)hp->n_embd;
     const size_t n_q = (size_t)(hp->n_head * hp->head_dim), n_kv = (size_t)widest_kv(m);
     const size_t wide = (size_t)widest_input(m), k = (size_t)hp->n_expert_used;
-    struct fwd_state *st = calloc(1, sizeof(*st));
     *out = NULL;
+    int rc = repack_model_dense(m, tp_n_threads(tp), err); /* once per model: the first state */
+    if (rc)
+        return rc;
+    struct fwd_state *st = calloc(1, sizeof(*st));
     if (!st)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     st->m = m;

@@ -49,6 +49,7 @@ struct fwd_state {
     float *head_tmp;   /* [n_embd] */
 };
 
+/* The first state of a model also puts its dense matrices in the x16 layout (model/repack.h). */
 int fwd_state_new(const struct model *m, int n_max, int32_t n_ctx_max, struct tp_pool *tp,
                   struct fwd_state **out, struct mp_error *err);
 void fwd_state_free(struct fwd_state *st); /* NULL-safe */

@@ -105,17 +105,24 @@ static int bind_experts(const struct model *m, const char *name, int64_t n_cols,
     if (rc)
         return rc;
     size_t row_bytes = kq_row_bytes(t->type, n_cols);
-    *out = (struct expert_matrix){.data = t->data, .type = (enum kq_type)t->type,
+    *out = (struct expert_matrix){.data = t->data,
+                                  .data_x16 = m->gguf->priv
+                                                  ? m->gguf->priv + (t->data - m->gguf->base)
+                                                  : NULL,
+                                  .x16 = calloc((size_t)ne[2], 1),
+                                  .type = (enum kq_type)t->type,
                                   .n_cols = n_cols, .n_rows = n_rows, .n_expert = ne[2],
                                   .row_bytes = row_bytes, .expert_bytes = row_bytes * n_rows};
-    return 0;
+    return out->x16 ? 0 : mp_error_set(err, MP_ENOMEM, "out of memory");
 }
 
 struct kq_matrix model_expert(const struct expert_matrix *x, int64_t e)
 {
-    return (struct kq_matrix){.data = x->data + (size_t)e * x->expert_bytes, .type = x->type,
-                              .n_cols = x->n_cols, .n_rows = x->n_rows,
-                              .row_bytes = x->row_bytes};
+    const bool x16 = x->x16 && x->x16[e];
+    return (struct kq_matrix){.data = (x16 ? x->data_x16 : x->data) + (size_t)e * x->expert_bytes,
+                              .type = x->type, .n_cols = x->n_cols, .n_rows = x->n_rows,
+                              .row_bytes = x->row_bytes,
+                              .layout = x16 ? KQ_LAYOUT_X16 : KQ_LAYOUT_ROWS};
 }
 
 int model_moe_index(const struct model *m, int il)
@@ -327,7 +334,8 @@ int model_from_gguf(struct gguf_file *gguf, struct model **out, struct mp_error 
     if (!m)
         return mp_error_set(err, MP_ENOMEM, "out of memory");
     m->gguf = gguf;
-    int rc = load(m, err);
+    m->repack = calloc(1, sizeof(*m->repack));
+    int rc = m->repack ? load(m, err) : mp_error_set(err, MP_ENOMEM, "out of memory");
     if (rc) {
         m->gguf = NULL; /* the caller still owns it on failure */
         model_close(m);
@@ -354,6 +362,12 @@ void model_close(struct model *m)
     if (!m)
         return;
     gguf_close(m->gguf);
+    for (int64_t il = 0; m->layers && il < m->hp.n_layer; il++) {
+        free(m->layers[il].gate_exps.x16);
+        free(m->layers[il].up_exps.x16);
+        free(m->layers[il].down_exps.x16);
+    }
     free(m->layers);
+    free(m->repack);
     free(m);
 }

@@ -1,6 +1,7 @@
 /* model/model.h: a loaded model: hyperparameters, per-layer weight views, and the architecture
  * that bound them. Weights are borrowed views into the GGUF mapping (struct kq_matrix); nothing
- * is copied. Field names keep GGUF's names (n_embd, n_head_kv, n_ff_exp) so this reads beside
+ * is copied. Matrices repacked for the x16 kernels (model/repack.h) point into the mapping's
+ * private view instead and say so in their `layout`. Field names keep GGUF's names (n_embd, n_head_kv, n_ff_exp) so this reads beside
  * ../shared/docs/models/. */
 #ifndef MODEL_H
 #define MODEL_H
@@ -43,7 +44,9 @@ struct hparams {
 
 /* The experts of one MoE layer for one projection: n_expert matrices stored back to back. */
 struct expert_matrix {
-    const uint8_t *data;
+    const uint8_t *data; /* expert 0 in the mapping: the file's bytes */
+    uint8_t *data_x16;   /* the same place in the mapping's private view, NULL if none */
+    uint8_t *x16;        /* [n_expert]: 1 once expert e is repacked there (model/repack.h) */
     enum kq_type type;
     int64_t n_cols;
     int64_t n_rows;
@@ -73,6 +76,14 @@ struct layer {
 
 struct arch;
 
+/* What model/repack.c did to this model's weights so far (it adds to it through a const model,
+ * hence a pointer). */
+struct model_repack {
+    int64_t n_repacked, n_kept; /* matrices put in the x16 layout / left row-major */
+    uint64_t bytes;             /* bytes repacked */
+    double seconds;
+};
+
 struct model {
     struct gguf_file *gguf;
     const struct arch *arch;
@@ -82,6 +93,8 @@ struct model {
     struct kq_matrix output; /* the head; the embedding itself when tied */
     const float *output_norm;
     int n_moe_layers;
+    bool dense_repacked;         /* model/repack.h: done once */
+    struct model_repack *repack; /* never NULL once loaded */
 };
 
 /* Opens a GGUF file and binds it to its architecture; every tensor a layer needs is checked for
@@ -90,7 +103,7 @@ int model_open(const char *path, struct model **out, struct mp_error *err);
 int model_from_gguf(struct gguf_file *gguf, struct model **out, struct mp_error *err);
 void model_close(struct model *m); /* NULL-safe; closes the GGUF file too */
 
-/* Expert matrix e as a plain 2-D view. */
+/* Expert matrix e as a plain 2-D view: the file's bytes, or its repacked copy once there is one. */
 struct kq_matrix model_expert(const struct expert_matrix *x, int64_t e);
 
 /* Index among MoE layers (0..n_moe_layers-1) of block il, or -1. */

@@ -7,11 +7,13 @@
  * position within a block, so O_DIRECT reads land in place (no staging copy) and each matrix has
  * the alignment it has in the file mapping. That costs under 8 KiB per matrix (0.4% of a 2 MB
  * expert matrix). The memory is advised to use transparent huge pages: a multi-GB shard would
- * otherwise take a million page faults as it is first written. */
+ * otherwise take a million page faults as it is first written. Once read, the experts are
+ * repacked in place for the x16 kernels (model/repack.h): same bytes, same places. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "model/repack.h"
 #include "worker/shard_load.h"
 
 #define BLOCK 4096u
@@ -153,6 +155,20 @@ static int place(struct shard *s, const struct model *m, const struct expert_ref
     return 0;
 }
 
+/* Puts the experts just read in the x16 layout where they lie (model/repack.h), on every CPU:
+ * the threads that will compute do not exist yet. Node tables hold copies of the entries. */
+static int repack(struct shard *s, const struct model *m, struct mp_error *err)
+{
+    int rc = repack_expert_table(s->table, m, 0, NULL, err);
+    for (int64_t i = 0; !rc && i < s->table->n_layer * s->table->n_expert; i++) {
+        const int k = s->node_of[i];
+        if (k >= 0)
+            memcpy(s->nodes[k].table->w[i].layout, s->table->w[i].layout,
+                   sizeof(s->table->w[i].layout));
+    }
+    return rc;
+}
+
 int shard_load(const char *path, const struct model *m, const struct expert_ref *experts, size_t n,
                struct numa_topo *numa, const struct shard_read_opts *opts, struct shard **out,
                struct mp_error *err)
@@ -189,6 +205,8 @@ int shard_load(const char *path, const struct model *m, const struct expert_ref 
         rc = place(s, m, experts, n, reads, err);
     if (!rc)
         rc = shard_read_ranges(path, reads, 3 * n, opts, &s->stats, err);
+    if (!rc)
+        rc = repack(s, m, err);
     free(reads);
     if (rc) {
         shard_free(s);

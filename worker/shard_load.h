@@ -8,8 +8,9 @@
  *
  * High level (shard_load): given the experts a worker holds, splits them among NUMA nodes in
  * proportion to their cores, allocates each node's memory there, reads each expert's gate/up/down
- * slices of ffn_{gate,up,down}_exps into it and yields expert tables pointing into that memory:
- * one for the whole shard and one per node. */
+ * slices of ffn_{gate,up,down}_exps into it, repacks them there (model/repack.h: the x16 layout
+ * unless MOEPOOL_LAYOUT=rows) and yields expert tables pointing into that memory: one for the
+ * whole shard and one per node. */
 #ifndef SHARD_LOAD_H
 #define SHARD_LOAD_H
 

@@ -1,7 +1,8 @@
 /* worker/shard_test.c MODEL.gguf: loading shards and computing through them.
  *
  * - A shard of every expert (io_uring, O_DIRECT where the filesystem allows, and buffered with
- *   small odd-sized chunks and a shallow queue) holds exactly the mapping's bytes, and logits
+ *   small odd-sized chunks and a shallow queue) holds exactly the in-process experts' bytes in
+ *   the same layout (both repacked to x16, or both row-major under MOEPOOL_LAYOUT=rows), logits
  *   computed through it (eb_local over the shard's table; the shard backend on this machine's one
  *   node) equal the in-process ones bit for bit.
  * - On a 2-node synthetic topology the shard backend splits experts between nodes and adds the
@@ -18,6 +19,7 @@
 #include "base/check.h"
 #include "kernels/kq.h"
 #include "model/eb_local.h"
+#include "model/repack.h"
 #include "worker/shard_backend.h"
 #include "worker/shard_load.h"
 #include "worker/shard_testutil.h"
@@ -27,11 +29,13 @@ static struct model *m;
 static struct tp_pool *tp;
 static float *reference; /* in-process logits */
 
+/* The shard holds the experts as the in-process table does: the same layout (both repacked
+ * unless MOEPOOL_LAYOUT=rows) and the same bytes. */
 static void check_bytes(const struct shard *s, const char *what)
 {
     struct expert_table *all = NULL;
     struct mp_error err = {0};
-    if (expert_table_from_model(m, &all, &err))
+    if (repack_model_experts(m, NULL, 0, &err) || expert_table_from_model(m, &all, &err))
         abort();
     int64_t bad = 0;
     for (int64_t il = 0; il < m->hp.n_layer; il++)
@@ -39,7 +43,8 @@ static void check_bytes(const struct shard *s, const char *what)
             const struct expert_weights *a = expert_table_get(all, il, e);
             const struct expert_weights *b = expert_table_get(s->table, il, e);
             const struct layer *L = &m->layers[il];
-            bad += !b->gate || memcmp(a->gate, b->gate, L->gate_exps.expert_bytes) ||
+            bad += !b->gate || memcmp(a->layout, b->layout, sizeof(a->layout)) ||
+                   memcmp(a->gate, b->gate, L->gate_exps.expert_bytes) ||
                    memcmp(a->up, b->up, L->up_exps.expert_bytes) ||
                    memcmp(a->down, b->down, L->down_exps.expert_bytes);
         }
