@@ -101,13 +101,6 @@ static inline void paired_bsums(const struct kq_block_q8_K *a, int32_t p[8])
     _mm256_storeu_si256((__m256i *)p, _mm256_packs_epi32(b32, b32));
 }
 
-/* Two blocks ahead, as in the AVX-512 kernel (the second half reads the group from L2). */
-static inline void prefetch_block(const uint8_t *p)
-{
-    for (size_t l = 0; l < GROUP_BLOCK_BYTES; l += 64)
-        _mm_prefetch((const char *)p + l, _MM_HINT_T0);
-}
-
 /* nt tokens against rows 8h..8h+7 of one group: y[t·y_stride + 8h + i]. */
 static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w, int h,
                                        const struct kq_block_q8_K *const *a, float *y,
@@ -121,8 +114,6 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w, int
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *gb = w + (size_t)b * GROUP_BLOCK_BYTES, *g = gb + 32 * h; /* half h */
         __m256i sc[8], mp[4], sumi[MAX_NT];
-        if (h == 0)
-            prefetch_block(gb + 2 * GROUP_BLOCK_BYTES);
         unpack_scales(g, sc, mp);
         #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)

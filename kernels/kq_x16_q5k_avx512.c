@@ -100,15 +100,6 @@ static inline __m512i mins_term(const __m512i mp[4], const struct kq_block_q8_K 
     return summ;
 }
 
-/* A block visits its 44 lines out of order (scales, then qs with qh again and again, d last),
- * which the hardware prefetchers follow poorly from DRAM: asking two blocks ahead measured
- * about 1.5× the single-token GB/s on a 256 MiB matrix. Prefetches past the end never fault. */
-static inline void prefetch_block(const uint8_t *p)
-{
-    for (size_t l = 0; l < GROUP_BLOCK_BYTES; l += 64)
-        _mm_prefetch((const char *)p + l, _MM_HINT_T0);
-}
-
 /* nt tokens (a compile-time constant per instance) against one group: y[t·y_stride + i]. */
 static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
                                        const struct kq_block_q8_K *const *a, float *y,
@@ -122,7 +113,6 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *g = w + (size_t)b * GROUP_BLOCK_BYTES;
         __m512i sc[8], mp[4], sumi[MAX_NT];
-        prefetch_block(g + 2 * GROUP_BLOCK_BYTES);
         unpack_scales(g, sc, mp);
         #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
