@@ -52,10 +52,9 @@ static inline __m512i load512(const void *p)
 /* PSHUFB control picking, in every dword, bytes b0..b3 of that dword (0x80: zero). */
 static inline __m512i dword_bytes(uint32_t pattern)
 {
-    const __m512i offs = _mm512_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0,
-                                          0x0c0c0c0c, 0x08080808, 0x04040404, 0,
-                                          0x0c0c0c0c, 0x08080808, 0x04040404, 0,
-                                          0x0c0c0c0c, 0x08080808, 0x04040404, 0);
+    const __m512i offs = _mm512_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c,
+                                          0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808,
+                                          0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
     return _mm512_add_epi8(_mm512_set1_epi32((int32_t)pattern), offs);
 }
 
@@ -70,11 +69,10 @@ static inline void unpack_scales(const uint8_t *g, __m512i sc[8], __m512i mp[4])
                   top = _mm512_set1_epi8(0x30);
     const __m512i sc_lo = _mm512_and_si512(u0, m6), m_lo = _mm512_and_si512(u1, m6);
     /* bytes 8..11 give the low nibbles of scales/mins 4..7, bits 6-7 of bytes 0..7 the rest */
-    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(u2, m4),
-                                          _mm512_and_si512(_mm512_srli_epi32(u0, 2), top));
-    const __m512i m_hi =
-        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
-                        _mm512_and_si512(_mm512_srli_epi32(u1, 2), top));
+    const __m512i sc_hi =
+        _mm512_or_si512(_mm512_and_si512(u2, m4), _mm512_and_si512(_mm512_srli_epi32(u0, 2), top));
+    const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
+                                         _mm512_and_si512(_mm512_srli_epi32(u1, 2), top));
     #pragma GCC unroll 4
     for (int s = 0; s < 4; s++) {
         const __m512i ctrl = dword_bytes(0x80808000u | (uint32_t)s);
@@ -143,11 +141,12 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
             for (int j = 0; j < 8; j++) {
                 const __m512i qs = load512(g + OFF_QS + 64 * (8 * c + j));
                 const __m512i qh = load512(g + OFF_QH + 64 * j);
-                const __m512i q_lo = _mm512_ternarylogic_epi32(qs, m4, nt == 1 ? fifth_bit_1tok(qh, 2 * c) : fifth_bit(qh, 2 * c),
-                                                               0xEA); /* (A & B) | C */
+                const __m512i q_lo = _mm512_ternarylogic_epi32(
+                    qs, m4, nt == 1 ? fifth_bit_1tok(qh, 2 * c) : fifth_bit(qh, 2 * c),
+                    0xEA); /* (A & B) | C */
                 const __m512i q_hi = _mm512_ternarylogic_epi32(
-                    _mm512_srli_epi16(qs, 4), m4, nt == 1 ? fifth_bit_1tok(qh, 2 * c + 1)
-                            : fifth_bit(qh, 2 * c + 1), 0xEA);
+                    _mm512_srli_epi16(qs, 4), m4,
+                    nt == 1 ? fifth_bit_1tok(qh, 2 * c + 1) : fifth_bit(qh, 2 * c + 1), 0xEA);
                 #pragma GCC unroll 4
                 for (int t = 0; t < nt; t++) {
                     const int8_t *x = a[t][b].qs + 64 * c + 4 * j;

@@ -7,8 +7,8 @@
  * input's bit `bit`, every other output bit 0. */
 static KQ_ALWAYS_INLINE __m512i fifth_bit_1tok(__m512i v, int bit)
 {
-    return _mm512_gf2p8affine_epi64_epi8(v, _mm512_set1_epi64((long long)((uint64_t)1 << bit << 24)),
-                                         0);
+    return _mm512_gf2p8affine_epi64_epi8(
+        v, _mm512_set1_epi64((long long)((uint64_t)1 << bit << 24)), 0);
 }
 
 void kq_x16_q5k_gemm_gfni(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
