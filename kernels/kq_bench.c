@@ -78,51 +78,51 @@ static void bench_pool(struct tp_pool *pool)
 
 /* ---- x16 mode: `kq_bench x16 [MiB] [format...]` ---- */
 
-/* Minimum over reps of one call of fn (an L2-resident working set: the minimum is the kernel's
- * cost, repeatable even while other processes share the core). */
-#define MIN_TIME(reps, stmt)                                                                   \
-    ({                                                                                         \
-        double best_ = 1e30;                                                                   \
-        for (int rep_ = 0; rep_ < (reps); rep_++) {                                            \
-            const double t0_ = now_s();                                                        \
-            stmt;                                                                              \
-            const double dt_ = now_s() - t0_;                                                  \
-            best_ = dt_ < best_ ? dt_ : best_;                                                 \
-        }                                                                                      \
-        best_;                                                                                 \
-    })
-
 enum { L2_COLS = 2048, L2_ROWS = 64, L2_REPS = 2000 };
 
-/* ns per row-block (one row × one 256-element block, or whatever the format's block is) per
- * token of the row-major dot (n_tok 1) and dot4 (n_tok 4), over the L2 matrix. */
-static void l2_rows(const struct kq_format *f, const uint8_t *w, size_t row_bytes,
-                    const uint8_t *xq, size_t act_stride, double *ns_dot, double *ns_dot4)
+/* One pass over the L2 matrix: the row-major dot (n_tok 1) or dot4 (n_tok 4), or the x16 gemm
+ * (x16 set) with n_tok tokens per call. */
+struct l2_pass {
+    const struct kq_format *f;
+    const struct kq_x16_ops *x16;
+    const uint8_t *w;
+    size_t row_bytes;
+    const uint8_t *xq;
+    size_t act_stride;
+    int n_tok;
+    float *y;
+};
+
+static void l2_run(const struct l2_pass *p)
 {
-    const double row_blocks = (double)L2_ROWS * (double)(L2_COLS / f->block_elems);
     float s[4];
-    const void *a[4] = {xq, xq + act_stride, xq + 2 * act_stride, xq + 3 * act_stride};
-    double dt = MIN_TIME(L2_REPS, for (int r = 0; r < L2_ROWS; r++)
-                                      f->dot(L2_COLS, s, w + (size_t)r * row_bytes, xq));
-    *ns_dot = dt / row_blocks * 1e9;
-    *ns_dot4 = 0;
-    if (f->dot4) {
-        dt = MIN_TIME(L2_REPS, for (int r = 0; r < L2_ROWS; r++)
-                                   f->dot4(L2_COLS, s, w + (size_t)r * row_bytes, a));
-        *ns_dot4 = dt / row_blocks / 4 * 1e9;
+    const void *a[4] = {p->xq, p->xq + p->act_stride, p->xq + 2 * p->act_stride,
+                        p->xq + 3 * p->act_stride};
+    if (p->x16) {
+        for (int g = 0; g < L2_ROWS / KQ_X16_ROWS; g++)
+            p->x16->gemm(L2_COLS, p->w + (size_t)g * KQ_X16_ROWS * p->row_bytes, p->xq,
+                         p->act_stride, NULL, p->n_tok, p->y + g * KQ_X16_ROWS, L2_ROWS);
+    } else if (p->n_tok == 4) {
+        for (int r = 0; r < L2_ROWS; r++)
+            p->f->dot4(L2_COLS, s, p->w + (size_t)r * p->row_bytes, a);
+    } else {
+        for (int r = 0; r < L2_ROWS; r++)
+            p->f->dot(L2_COLS, s, p->w + (size_t)r * p->row_bytes, p->xq);
     }
 }
 
-/* The same unit for the x16 gemm with n_tok tokens per call. */
-static double l2_x16(const struct kq_x16_ops *ops, const struct kq_format *f, const uint8_t *w,
-                     size_t row_bytes, const uint8_t *xq, size_t act_stride, int n_tok, float *y)
+/* ns per row-block (one row × one block of the format) per token: the minimum over L2_REPS
+ * passes is the kernel's cost, repeatable even while other processes share the core. */
+static double l2_ns(const struct l2_pass *p)
 {
-    const double row_blocks = (double)L2_ROWS * (double)(L2_COLS / f->block_elems);
-    const double dt = MIN_TIME(
-        L2_REPS, for (int g = 0; g < L2_ROWS / KQ_X16_ROWS; g++) ops->gemm(
-                     L2_COLS, w + (size_t)g * KQ_X16_ROWS * row_bytes, xq, act_stride, NULL, n_tok,
-                     y + g * KQ_X16_ROWS, L2_ROWS));
-    return dt / row_blocks / n_tok * 1e9;
+    double best = 1e30;
+    for (int rep = 0; rep < L2_REPS; rep++) {
+        const double t0 = now_s();
+        l2_run(p);
+        const double dt = now_s() - t0;
+        best = dt < best ? dt : best;
+    }
+    return best / ((double)L2_ROWS * (double)(L2_COLS / p->f->block_elems) * p->n_tok) * 1e9;
 }
 
 static int bench_x16(int argc, char **argv)
@@ -170,11 +170,18 @@ static int bench_x16(int argc, char **argv)
             const struct kq_x16_ops *ops = kq_x16_ops((enum kq_type)type);
             f = kq_format((uint32_t)type);
             kq_convert_act(NULL, (enum kq_type)type, x, (size_t)K, 32, K, xq, act_stride);
-            double dot, dot4, ns[4], gbs[2][2];
+            double ns[4], gbs[2][2];
             /* the L2 matrix is 2048 wide: its activations are the first half of each row */
-            l2_rows(f, l2w, l2_row_bytes, xq, act_stride, &dot, &dot4);
-            for (int i = 0; i < 4; i++)
-                ns[i] = l2_x16(ops, f, l2x, l2_row_bytes, xq, act_stride, toks[i], yl2);
+            struct l2_pass pass = {f, NULL, l2w, l2_row_bytes, xq, act_stride, 1, yl2};
+            const double dot = l2_ns(&pass);
+            pass.n_tok = 4;
+            const double dot4 = f->dot4 ? l2_ns(&pass) : 0;
+            pass.x16 = ops;
+            pass.w = l2x;
+            for (int i = 0; i < 4; i++) {
+                pass.n_tok = toks[i];
+                ns[i] = l2_ns(&pass);
+            }
             for (int p = 0; p < 2; p++) {
                 gbs[0][p] = (double)M * (double)row_bytes /
                             bench(pools[p], &W, xq, act_stride, 1, y, 5) * 1e-9;

@@ -103,14 +103,21 @@ static void block_sums(const uint8_t *g, const int32_t sc[8][R], const int32_t m
         sumi[i] = summ[i] = 0;
     for (int s = 0; s < 8; s++) {
         const int c = s / 2, shift = 4 * (s % 2);
-        int32_t isum[R] = {0};
+        /* lane-byte products summed over the 8 vectors first (64 independent sums: a loop
+         * compilers vectorise), then the 4 bytes of each lane: the same exact integers */
+        int32_t part[4 * R] = {0};
         for (int j = 0; j < 8; j++) {
             const uint8_t *q = g + OFF_QS + 64 * (8 * c + j);
             const int8_t *x = a->qs + 64 * c + 32 * (s % 2) + 4 * j;
+            int8_t xr[4 * R]; /* the 4 activations once per lane, as the kernels broadcast them */
             for (int i = 0; i < R; i++)
-                for (int e = 0; e < 4; e++)
-                    isum[i] += ((q[4 * i + e] >> shift) & 0xF) * x[e];
+                memcpy(xr + 4 * i, x, 4);
+            for (int k = 0; k < 4 * R; k++)
+                part[k] += ((q[k] >> shift) & 0xF) * xr[k];
         }
+        int32_t isum[R];
+        for (int i = 0; i < R; i++)
+            isum[i] = part[4 * i] + part[4 * i + 1] + part[4 * i + 2] + part[4 * i + 3];
         const int32_t bsum = bsums[2 * s] + bsums[2 * s + 1];
         for (int i = 0; i < R; i++) {
             sumi[i] += sc[s][i] * isum[i];

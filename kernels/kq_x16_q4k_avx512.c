@@ -2,11 +2,12 @@
  * (kq_x16_q4k.c documents the group layout and the arithmetic).
  *
  * One ZMM lane per row. Per sub-block s of a block, 8 vectors of 4-bit weights (4 consecutive
- * weights of each of 16 rows; low nibbles for even s, high for odd) meet 8 broadcast 4-byte
- * groups of each token's Q8_K activations in VPDPBUSD (unsigned weights × signed activations,
- * 4 products per lane, exact: |sum| ≤ 32·15·128 < 2^31). The sub-block sum is scaled by the
- * lane's 6-bit scale with VPMULLD and added into sumi; the mins term is 8 VPDPWSSD of (m_s, m_s)
- * word pairs against the token's broadcast bsums pairs. Then the reference's float steps.
+ * weights of each of 16 rows; low nibbles for even s, high nibbles for odd s, kept in place as
+ * 16·q) meet 8 broadcast 4-byte groups of each token's Q8_K activations in VPDPBUSD (unsigned
+ * weights × signed activations, 4 products per lane, exact: |sum| ≤ 32·240·128 < 2^31). The
+ * sub-block sum is scaled by the lane's 6-bit scale (×16 for even s) with VPMULLD and added
+ * into 16·sumi; the mins term is 8 VPDPWSSD of (m_s, m_s) word pairs against the token's
+ * broadcast bsums pairs. Then the reference's float steps.
  *
  * Tokens go through in tiles of TILE: the weights of a block are decoded once per tile and each
  * token of the tile keeps its sums in registers. Every token runs exactly the same operations
