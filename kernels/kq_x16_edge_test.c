@@ -68,8 +68,10 @@ static void fill_acts(enum kq_type act, int kind, int64_t n, uint8_t *xq, size_t
     for (int t = 0; t < N_TOK; t++) {
         for (int i = 0; i < n; i++) {
             const float u = (float)(rng_u64() >> 40) * 0x1p-24f * 2.0f - 1.0f;
-            x[i] = kind == 0 ? u : kind == 1 ? (i + t) % 3 ? 1.0f : -1.0f
-                                             : i % 32 == t ? 1000.0f : u;
+            x[i] = kind == 0     ? u
+                   : kind == 1   ? (i + t) % 3 ? 1.0f : -1.0f
+                   : i % 32 == t ? 1000.0f
+                                 : u;
         }
         kq_ref_table[act].from_f32(x, xq + (size_t)t * stride, n);
     }
@@ -96,14 +98,14 @@ static double abs_dot(enum kq_type type, int64_t n, const uint8_t *w, const uint
     return s;
 }
 
-static void gemm_all(enum kq_type type, int64_t n, const uint8_t *w16, const uint8_t *xq, size_t stride,
-                     int n_tok, float *y)
+static void gemm_all(enum kq_type type, int64_t n, const uint8_t *w16, const uint8_t *xq,
+                     size_t stride, int n_tok, float *y)
 {
     const struct kq_x16_ops *ops = kq_x16_ops(type);
     const size_t group_bytes = KQ_X16_ROWS * kq_row_bytes(type, n);
     for (int g = 0; g < N_ROWS / KQ_X16_ROWS; g++)
-        ops->gemm(n, w16 + (size_t)g * group_bytes, xq, stride, NULL, n_tok,
-                  y + g * KQ_X16_ROWS, N_ROWS);
+        ops->gemm(n, w16 + (size_t)g * group_bytes, xq, stride, NULL, n_tok, y + g * KQ_X16_ROWS,
+                  N_ROWS);
 }
 
 static void test_case(enum kq_type type, enum fill fill, int act_kind, enum kq_level best)
@@ -131,8 +133,8 @@ static void test_case(enum kq_type type, enum fill fill, int act_kind, enum kq_l
                 (double)(n / f->block_elems + 64) * FLT_EPSILON * abs_dot(type, n, wr, a);
             const float got = yref[t * N_ROWS + r];
             CHECK(isfinite(got) && fabs((double)got - s) <= tol,
-                  "%s fill %d acts %d row %d tok %d: x16 %.9g rows %.9g", f->name, fill,
-                  act_kind, r, t, got, s);
+                  "%s fill %d acts %d row %d tok %d: x16 %.9g rows %.9g", f->name, fill, act_kind,
+                  r, t, got, s);
         }
     for (int lv = KQ_LEVEL_REF; lv <= (int)best; lv++) {
         const char *level = kq_level_name(kq_init_level((enum kq_level)lv));

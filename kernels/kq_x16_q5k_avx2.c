@@ -40,7 +40,8 @@ static inline __m256i dword_bytes(uint32_t pattern)
     return _mm256_add_epi8(_mm256_set1_epi32((int32_t)pattern), offs);
 }
 
-/* Half h's scales (g points 32·h bytes into the group block) sc[s] (int32 per row) and mins as word pairs mp[k] = (m_2k, m_2k+1). */
+/* The scales sc[s] (int32 per row) and mins as word pairs mp[k] = (m_2k, m_2k+1) of the 8 rows
+ * of half h (g points 32·h bytes into the group block). */
 static inline void unpack_scales(const uint8_t *g, __m256i sc[8], __m256i mp[4])
 {
     const __m256i u0 = load256(g + OFF_SW), u1 = load256(g + OFF_SW + 64),
@@ -48,11 +49,10 @@ static inline void unpack_scales(const uint8_t *g, __m256i sc[8], __m256i mp[4])
     const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f),
                   top = _mm256_set1_epi8(0x30);
     const __m256i sc_lo = _mm256_and_si256(u0, m6), m_lo = _mm256_and_si256(u1, m6);
-    const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(u2, m4),
-                                          _mm256_and_si256(_mm256_srli_epi32(u0, 2), top));
-    const __m256i m_hi =
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
-                        _mm256_and_si256(_mm256_srli_epi32(u1, 2), top));
+    const __m256i sc_hi =
+        _mm256_or_si256(_mm256_and_si256(u2, m4), _mm256_and_si256(_mm256_srli_epi32(u0, 2), top));
+    const __m256i m_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi32(u1, 2), top));
     #pragma GCC unroll 4
     for (int s = 0; s < 4; s++) {
         const __m256i ctrl = dword_bytes(0x80808000u | (uint32_t)s);
@@ -101,13 +101,6 @@ static inline void paired_bsums(const struct kq_block_q8_K *a, int32_t p[8])
     _mm256_storeu_si256((__m256i *)p, _mm256_packs_epi32(b32, b32));
 }
 
-/* Two blocks ahead, as in the AVX-512 kernel (the second half reads the group from L2). */
-static inline void prefetch_block(const uint8_t *p)
-{
-    for (size_t l = 0; l < GROUP_BLOCK_BYTES; l += 64)
-        _mm_prefetch((const char *)p + l, _MM_HINT_T0);
-}
-
 /* nt tokens against rows 8h..8h+7 of one group: y[t·y_stride + 8h + i]. */
 static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w, int h,
                                        const struct kq_block_q8_K *const *a, float *y,
@@ -121,8 +114,6 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w, int
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *gb = w + (size_t)b * GROUP_BLOCK_BYTES, *g = gb + 32 * h; /* half h */
         __m256i sc[8], mp[4], sumi[MAX_NT];
-        if (h == 0)
-            prefetch_block(gb + 2 * GROUP_BLOCK_BYTES);
         unpack_scales(g, sc, mp);
         #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
@@ -139,8 +130,8 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w, int
                 const __m256i qh = load256(g + OFF_QH + 64 * j);
                 const __m256i q_lo =
                     _mm256_or_si256(_mm256_and_si256(qs, m4), bit_to_16(qh, 2 * c));
-                const __m256i q_hi = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4), bit_to_16(qh, 2 * c + 1));
+                const __m256i q_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), m4),
+                                                     bit_to_16(qh, 2 * c + 1));
                 #pragma GCC unroll 4
                 for (int t = 0; t < nt; t++) {
                     const int8_t *x = a[t][b].qs + 64 * c + 4 * j;

@@ -44,9 +44,8 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
                     _mm256_loadu_si256((const __m256i *)(g + OFF_QS + 64 * j + 32 * h)), bias);
                 aw[j][h] = _mm256_abs_epi8(sw[j][h]);
             }
-        const __m256 dw[2] = {
-            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + OFF_D))),
-            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + OFF_D + 16)))};
+        const __m256 dw[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + OFF_D))),
+                              _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + OFF_D + 16)))};
         #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             const struct kq_block_q8_0 *x = &a[t][b];

@@ -32,9 +32,9 @@ static inline int32_t load32(const void *p)
  * per fold halve the horizontal work, the one cost the 16 rows do not share. */
 static inline void minus_bias2(const int8_t *x0, const int8_t *x1, __m512i *b0, __m512i *b1)
 {
-    const __m512i xx = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x0)),
-        _mm256_loadu_si256((const __m256i *)x1), 1);
+    const __m512i xx =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x0)),
+                           _mm256_loadu_si256((const __m256i *)x1), 1);
     __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), xx);
     s = _mm512_add_epi32(s, _mm512_shuffle_i64x2(s, s, 0xb1)); /* 128-bit lanes 1 0 3 2 */
     s = _mm512_add_epi32(s, _mm512_shuffle_epi32(s, 0x4e));
