@@ -22,10 +22,21 @@ struct eb_job {
     const float *weights; /* [n_tokens][k] mixing weights */
 };
 
+/* Jobs a pipelining backend holds in flight at once (the forward pass uses two: one per half). */
+#define EB_MAX_INFLIGHT 2
+
 struct eb_ops {
     /* Writes out[n_tokens][n_embd]. Fails (e.g. a dead worker) with a code and message. */
     int (*run)(void *self, const struct eb_job *job, float *out, struct mp_error *err);
     void (*free)(void *self);
+    /* Optional (NULL: the backend does not pipeline). submit starts a job and returns at once
+     * with a ticket; the job's inputs may be reused as soon as it returns, and out is written by
+     * wait(ticket), which returns the job's outcome. At most EB_MAX_INFLIGHT jobs in flight;
+     * results are exactly run's. cancel forgets every job in flight (after an error). */
+    int (*submit)(void *self, const struct eb_job *job, float *out, int *ticket,
+                  struct mp_error *err);
+    int (*wait)(void *self, int ticket, struct mp_error *err);
+    void (*cancel)(void *self);
 };
 
 struct expert_backend {
