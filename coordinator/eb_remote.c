@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "coordinator/cluster_impl.h"
+#include "kernels/matmul.h"
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
 
@@ -202,15 +203,41 @@ struct fill_ctx {
     int w;
     const int8_t *holder; /* [n_tokens][k] chosen holders */
     enum wire_type wire;
+    int act;              /* x travels in this weight type's activation type (-1: wire) */
 };
+
+/* With the f32 wire, a layer whose gate and up experts take the same converted activations
+ * (Q8_K for K-quants, Q8_0 for Q8_0) sends them converted: the worker would convert the f32
+ * rows with the same function, so results are the same bits, for 3.5x fewer bytes out (Q8_K).
+ * Returns the gate's weight type, or -1 to send wire rows. */
+static int act_on_wire(const struct cluster *c, int layer)
+{
+    const struct layer *L = &c->m->layers[layer];
+    const enum kq_type act = kq_format(L->gate_exps.type)->act_type;
+    if (c->o.wire != WIRE_F32 || act == KQ_F32 || kq_format(L->up_exps.type)->act_type != act)
+        return -1;
+    return (int)L->gate_exps.type;
+}
+
+static size_t x_row_bytes(const struct fill_ctx *f)
+{
+    return f->act >= 0 ? kq_act_row_bytes((enum kq_type)f->act, f->job->n_embd)
+                       : wire_row_bytes(f->wire, f->job->n_embd);
+}
 
 static void fill_x(void *dst, void *arg)
 {
     const struct fill_ctx *f = arg;
-    const size_t row = wire_row_bytes(f->wire, f->job->n_embd);
-    for (int i = 0; i < f->n; i++)
-        wire_encode(f->wire, f->job->x + (size_t)f->tok[i] * f->job->n_embd, 1, f->job->n_embd,
-                    (uint8_t *)dst + (size_t)i * row);
+    const int64_t n_embd = f->job->n_embd;
+    const size_t row = x_row_bytes(f);
+    for (int i = 0; i < f->n; i++) {
+        const float *x = f->job->x + (size_t)f->tok[i] * n_embd;
+        uint8_t *out = (uint8_t *)dst + (size_t)i * row;
+        if (f->act >= 0) /* one row: converted inline, as the worker's pool would */
+            kq_convert_act(NULL, (enum kq_type)f->act, x, (size_t)n_embd, 1, n_embd, out, row);
+        else
+            wire_encode(f->wire, x, 1, n_embd, out);
+    }
 }
 
 static void fill_ids(void *dst, void *arg)
@@ -239,7 +266,8 @@ static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *jo
 {
     struct cluster *c = r->c;
     struct fill_ctx f = {.job = job, .tok = l->tok + (size_t)w * c->o.n_max, .n = l->n_tok[w],
-                         .w = w, .holder = l->holder, .wire = c->o.wire};
+                         .w = w, .holder = l->holder, .wire = c->o.wire,
+                         .act = act_on_wire(c, job->layer)};
     ExpertRequest q = EXPERT_REQUEST__INIT;
     q.job = l->id;
     q.layer = job->layer;
@@ -247,10 +275,11 @@ static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *jo
     q.k = job->k;
     q.wire = c->o.wire;
     q.per_slot = c->o.exact;
+    q.x_act = f.act >= 0;
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_REQUEST;
     env.request = &q;
-    const size_t x_len = (size_t)f.n * wire_row_bytes(c->o.wire, job->n_embd);
+    const size_t x_len = (size_t)f.n * x_row_bytes(&f);
     const size_t kw_len = (size_t)f.n * (size_t)job->k * 4;
     int32_t slot = w;
     *bytes += envelope__get_packed_size(&env) + x_len + 2 * kw_len;
@@ -336,7 +365,7 @@ static int run_local(struct eb_remote *r, struct lane *l, const struct eb_job *j
     const struct cluster *c = r->c;
     const int w = r->n_slots;
     struct fill_ctx f = {.job = job, .tok = l->tok + (size_t)w * c->o.n_max, .n = l->n_tok[w],
-                         .w = w, .holder = l->holder, .wire = WIRE_F32};
+                         .w = w, .holder = l->holder, .wire = WIRE_F32, .act = -1};
     fill_x(r->lx, &f);
     fill_ids(r->lids, &f);
     fill_weights(r->lw, &f);
