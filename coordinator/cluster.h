@@ -50,7 +50,10 @@ struct cluster_opts {
      * two or more tokens in halves so one half's attention computes while the other half's
      * experts are remote (model/forward.h). Same results; each expert is read once per half. */
     bool split;
-    struct tp_pool *local_tp;   /* borrowed; used from the thread that runs the backend */
+    /* Borrowed; used from the thread that runs the backend: the local shard's threads, and the
+     * pool put to sleep (tp_sleep_now) while the backend waits for the workers: the forward
+     * pass's pool, so its threads do not spin on cores the workers need. */
+    struct tp_pool *local_tp;
 };
 
 struct cluster_worker_status {

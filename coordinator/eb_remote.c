@@ -439,6 +439,8 @@ static int n_pending(const struct eb_remote *r, const struct lane *l)
 static int gather(struct eb_remote *r, struct lane *l, struct mp_error *err)
 {
     const int64_t start = mono_ms();
+    if (n_pending(r, l)) /* the forward pass's threads must not spin on the workers' cores */
+        tp_sleep_now(r->c->o.local_tp);
     while (n_pending(r, l)) {
         zmq_pollitem_t item = {r->c->pipe_eb, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 50) < 0 && errno != EINTR)
