@@ -193,6 +193,7 @@ struct scenario {
 static const char *placement_file; /* for start_ex, when set */
 static const char *worker_env;     /* "NAME=VALUE" for start_ex's workers, when set */
 static bool split_batches;         /* start_ex: cluster_opts.split (halves pipelined) */
+static void test_lost_worker(int sig);
 
 static int start_ex(struct scenario *s, const char *name, enum wire_type wire, const char *key,
                     bool local, bool exact)
@@ -658,6 +659,10 @@ int main(int argc, char **argv)
     } else if (!strcmp(group, "split")) {
         test_split("lfm2moe-small-q4_k_m");
         test_split("qwen3moe-tiny-q4_k_m");
+        /* A worker lost while both halves are out: the job fails cleanly, the next is exact. */
+        split_batches = true;
+        test_lost_worker(SIGKILL);
+        split_batches = false;
     } else if (!strcmp(group, "placement")) {
         test_placement();
     } else if (!strcmp(group, "lost")) {
