@@ -30,12 +30,13 @@ int64_t mono_us(void)
 void cluster_timing_format(const struct cluster_timing *t, int n_workers, char *buf, size_t len)
 {
     const double n = t->jobs ? (double)t->jobs : 1;
-    const double wait = (double)t->wait_us / n, worker = (double)t->worker_us / n;
+    const double send = (double)t->send_us / n, wait = (double)t->wait_us / n;
+    const double worker = (double)t->worker_us / n;
     snprintf(buf, len,
-             "%llu MoE layer jobs, per job: send %.0f us, wait %.0f us (slowest worker "
-             "computing %.0f, transport and wake-ups %.0f), sums %.0f us; expert load "
-             "imbalance %.2f",
-             (unsigned long long)t->jobs, (double)t->send_us / n, wait, worker, wait - worker,
+             "%llu MoE layer jobs, per job: send %.0f us + wait %.0f us, of which the slowest "
+             "worker computed %.0f and %.0f went to encoding, transport and wake-ups; sums "
+             "%.0f us; expert load imbalance %.2f",
+             (unsigned long long)t->jobs, send, wait, worker, send + wait - worker,
              (double)t->sum_us / n,
              t->slots_total ? (double)t->slots_max * n_workers / (double)t->slots_total : 0.0);
 }

@@ -76,9 +76,10 @@ struct cluster_worker_status {
 };
 
 /* Where a MoE layer's time goes on the coordinator's side (sums over jobs, microseconds):
- * send = grouping, encoding and handing the job to the cluster thread; wait = blocked until the
- * last reply is in; worker = the slowest worker's own compute time per job (from its reply), so
- * wait - worker is transport, relaying and wake-ups; sum = decoding and adding partial sums.
+ * send = grouping, encoding and handing the job to the cluster thread (the first worker may
+ * start meanwhile); wait = blocked until the last reply is in; worker = the slowest worker's own
+ * compute time per job (from its reply), so send + wait - worker is encoding, transport, relaying
+ * and wake-ups; sum = decoding and adding partial sums.
  * Expert slots: per job, the most slots one worker computed and all slots (their ratio times
  * the number of workers is the load imbalance: 1 when perfectly even). */
 struct cluster_timing {
