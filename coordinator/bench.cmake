@@ -1,6 +1,6 @@
 # coordinator/bench.cmake: `moepool bench` (docs/bench.md): prompt, decode and batched-decode
 # speeds, peak RSS and the decode memory roofline, for tools/bench_report.sh.
-add_library(mp_bench STATIC bench_probe.c bench_model.c bench_run.c bench_backend.c cmd_bench.c)
+add_library(mp_bench STATIC bench_plan.c bench_probe.c bench_model.c bench_run.c bench_backend.c cmd_bench.c)
 target_link_libraries(mp_bench PUBLIC mp_cluster mp_model mp_kernels mp_base Threads::Threads m)
 set_property(GLOBAL APPEND PROPERTY MOEPOOL_LIBS mp_bench)
 

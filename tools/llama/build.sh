@@ -27,8 +27,9 @@ GGML_SO=$(cd "$BINS" && ls libggml.v*.so | head -n1)
 mkdir -p "$OUT_DIR"
 for prog in llama_logits llama_bench; do
     cc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -DLLAMA_BACKEND_DIR="\"$BINS\"" \
-        -I"$SRC/include" -I"$SRC/ggml/include" \
-        "$HERE/$prog.c" "$HERE/harness.c" -o "$OUT_DIR/$prog" \
+        -I"$HERE/../.." -I"$SRC/include" -I"$SRC/ggml/include" \
+        "$HERE/$prog.c" "$HERE/harness.c" "$HERE/../../coordinator/bench_plan.c" \
+        -o "$OUT_DIR/$prog" \
         -L"$BINS" -l:"$LLAMA_SO" -l:"$GGML_SO" -l:libggml-base.so -Wl,-rpath,"$BINS"
     echo "built $OUT_DIR/$prog (llama.cpp $(git -C "$SRC" log -1 --format=%h), libraries in $BINS)"
 done

@@ -15,15 +15,14 @@
  * warmed up once; llama.cpp's defaults otherwise (mmap, CPU weight repacking, flash attention
  * auto, F16 KV cache, one KV stream per sequence). Exit status: 0, 1 when llama.cpp fails, 2 for
  * bad arguments. */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "coordinator/bench_plan.h"
 #include "ggml-backend.h"
 #include "harness.h"
 #include "llama.h"
@@ -34,87 +33,47 @@
 #define LLAMA_BACKEND_DIR NULL
 #endif
 
-#define MAX_BATCHES 16
-#define MAX_REPS 100
-
 struct args {
     const char *model, *backend_dir;
-    int threads, n_prompt, n_gen, tg_prompt, batch_prompt, batch_gen, reps, ubatch;
-    int batch[MAX_BATCHES], n_batch;
+    struct bench_shape shape;
     bool json, no_flash, verbose;
 };
 
-struct test {
-    char name[32];
-    bool prompt_only;
-    int n_seq, n_prompt, n_gen;
-};
-
 struct result {
-    double tok_s[MAX_REPS], prompt_tok_s[MAX_REPS];
+    double tok_s[BENCH_MAX_REPS], prompt_tok_s[BENCH_MAX_REPS];
     long long peak_rss;
 };
 
+#define INDENT "                   "
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: llama_bench -m MODEL [-t THREADS] [-p 512] [-n 128] [--batch 1,8,32]\n"
-               "                   [--batch-prompt 128] [--batch-gen 32] [--tg-prompt 16]\n"
-               "                   [-r REPS] [--ubatch 512] [--json] [--no-flash] [-v]\n"
-               "                   [--backend-dir DIR]\n");
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_batches(const char *s, struct args *a)
-{
-    a->n_batch = 0;
-    while (*s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > 4096 || a->n_batch == MAX_BATCHES || (*end && *end != ','))
-            return -1;
-        a->batch[a->n_batch++] = (int)v;
-        s = *end ? end + 1 : end;
-    }
-    return 0;
+    fputs("usage: llama_bench -m MODEL\n" BENCH_SHAPE_USAGE(INDENT)
+              INDENT "[--json] [--no-flash] [-v] [--backend-dir DIR]\n",
+          f);
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"threads", required_argument, 0, 't'},
-        {"n-prompt", required_argument, 0, 'p'}, {"n-gen", required_argument, 0, 'n'},
-        {"batch", required_argument, 0, 'B'}, {"batch-prompt", required_argument, 0, 'P'},
-        {"batch-gen", required_argument, 0, 'G'}, {"tg-prompt", required_argument, 0, 'T'},
-        {"reps", required_argument, 0, 'r'}, {"ubatch", required_argument, 0, 'u'},
-        {"json", no_argument, 0, 'j'}, {"no-flash", no_argument, 0, 'F'},
-        {"backend-dir", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'},
+        BENCH_SHAPE_LONG_OPTIONS,
+        {"json", no_argument, 0, 'j'},
+        {"no-flash", no_argument, 0, 'F'},
+        {"backend-dir", required_argument, 0, 'D'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    *a = (struct args){.threads = 2, .n_prompt = 512, .n_gen = 128, .tg_prompt = 16,
-                       .batch_prompt = 128, .batch_gen = 32, .reps = 3, .ubatch = 512,
-                       .batch = {1, 8, 32}, .n_batch = 3, .backend_dir = LLAMA_BACKEND_DIR};
-    int c, bad = 0;
-    while ((c = getopt_long(argc, argv, "m:t:p:n:r:vh", opts, NULL)) != -1) {
+    *a = (struct args){.backend_dir = LLAMA_BACKEND_DIR};
+    bench_shape_defaults(&a->shape, 2);
+    int c, bad = 0, shape;
+    while ((c = getopt_long(argc, argv, "m:" BENCH_SHAPE_SHORT "vh", opts, NULL)) != -1) {
+        if ((shape = bench_shape_option(c, optarg, &a->shape))) {
+            bad |= shape < 0;
+            continue;
+        }
         switch (c) {
         case 'm': a->model = optarg; break;
-        case 't': bad |= parse_int(optarg, 1, 1024, &a->threads); break;
-        case 'p': bad |= parse_int(optarg, 0, 1 << 20, &a->n_prompt); break;
-        case 'n': bad |= parse_int(optarg, 0, 1 << 20, &a->n_gen); break;
-        case 'B': bad |= parse_batches(optarg, a); break;
-        case 'P': bad |= parse_int(optarg, 1, 1 << 20, &a->batch_prompt); break;
-        case 'G': bad |= parse_int(optarg, 1, 1 << 20, &a->batch_gen); break;
-        case 'T': bad |= parse_int(optarg, 1, 1 << 20, &a->tg_prompt); break;
-        case 'r': bad |= parse_int(optarg, 1, MAX_REPS, &a->reps); break;
-        case 'u': bad |= parse_int(optarg, 1, 1 << 16, &a->ubatch); break;
         case 'j': a->json = true; break;
         case 'F': a->no_flash = true; break;
         case 'D': a->backend_dir = optarg; break;
@@ -126,35 +85,11 @@ static int parse_args(int argc, char **argv, struct args *a)
     return !bad && a->model && optind == argc ? 0 : -1;
 }
 
-static int plan_tests(const struct args *a, struct test *t)
-{
-    int n = 0;
-    if (a->n_prompt > 0) {
-        t[n] = (struct test){"", true, 1, a->n_prompt, 0};
-        snprintf(t[n++].name, sizeof(t->name), "pp%d", a->n_prompt);
-    }
-    if (a->n_gen > 0) {
-        t[n] = (struct test){"", false, 1, a->tg_prompt, a->n_gen};
-        snprintf(t[n++].name, sizeof(t->name), "tg%d", a->n_gen);
-    }
-    for (int i = 0; i < a->n_batch; i++) {
-        t[n] = (struct test){"", false, a->batch[i], a->batch_prompt, a->batch_gen};
-        snprintf(t[n++].name, sizeof(t->name), "batch%d", a->batch[i]);
-    }
-    return n;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static long long peak_rss_bytes(void)
-{
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) ? -1 : (long long)ru.ru_maxrss * 1024; /* KiB on Linux */
 }
 
 /* The same LCG as moepool's coordinator/bench_run.c. */
@@ -202,7 +137,7 @@ static int prefill(struct feeder *f, int n_seq, int n_prompt)
 }
 
 /* One repetition of a test on a cleared context: the rates of the prompt and decode phases. */
-static int run_once(struct feeder *f, const struct test *t, double *prompt_tok_s,
+static int run_once(struct feeder *f, const struct bench_test *t, double *prompt_tok_s,
                     double *tok_s)
 {
     llama_memory_clear(llama_get_memory(f->ctx), true);
@@ -219,107 +154,84 @@ static int run_once(struct feeder *f, const struct test *t, double *prompt_tok_s
     }
     double t2 = now_s();
     *prompt_tok_s = (double)t->n_seq * t->n_prompt / (t1 - t0);
-    *tok_s = t->prompt_only ? *prompt_tok_s : (double)t->n_seq * t->n_gen / (t2 - t1);
+    *tok_s = t->kind == BENCH_PROMPT ? *prompt_tok_s : (double)t->n_seq * t->n_gen / (t2 - t1);
     return rc;
 }
 
 static struct llama_context *new_context(struct llama_model *m, const struct args *a,
-                                         const struct test *t)
+                                         const struct bench_test *t)
 {
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t)(t->n_seq * (t->n_prompt + t->n_gen));
-    cp.n_batch = (uint32_t)a->ubatch;
-    cp.n_ubatch = (uint32_t)a->ubatch;
+    cp.n_batch = (uint32_t)a->shape.ubatch;
+    cp.n_ubatch = (uint32_t)a->shape.ubatch;
     cp.n_seq_max = (uint32_t)t->n_seq;
-    cp.n_threads = a->threads;
-    cp.n_threads_batch = a->threads;
+    cp.n_threads = a->shape.threads;
+    cp.n_threads_batch = a->shape.threads;
     cp.flash_attn_type = a->no_flash ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
     cp.no_perf = true;
     return llama_init_from_model(m, cp);
 }
 
-static int run_test(struct llama_model *m, const struct args *a, const struct test *t,
+static int run_test(struct llama_model *m, const struct args *a, const struct bench_test *t,
                     struct result *r)
 {
-    struct feeder f = {.ctx = new_context(m, a, t), .cap = a->ubatch, .rng = 12345,
+    struct feeder f = {.ctx = new_context(m, a, t), .cap = a->shape.ubatch, .rng = 12345,
                        .n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m))};
     if (!f.ctx)
         return -1;
-    f.b = llama_batch_init(a->ubatch, 0, 1);
-    struct test warm = {"", true, 1, t->n_prompt < 32 ? t->n_prompt : 32, 0};
+    f.b = llama_batch_init(a->shape.ubatch, 0, 1);
+    struct bench_test warm = {"", BENCH_PROMPT, 1, t->n_prompt < 32 ? t->n_prompt : 32, 0};
     double skip;
     int rc = run_once(&f, &warm, &skip, &skip); /* untimed: pages weights in, as llama-bench */
-    for (int i = 0; i < a->reps && !rc; i++)
+    for (int i = 0; i < a->shape.reps && !rc; i++)
         rc = run_once(&f, t, &r->prompt_tok_s[i], &r->tok_s[i]);
-    r->peak_rss = peak_rss_bytes();
+    r->peak_rss = bench_peak_rss();
     llama_batch_free(f.b);
     llama_free(f.ctx);
     return rc;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_REPS];
-    memcpy(s, v, (size_t)n * sizeof(*s));
-    qsort(s, (size_t)n, sizeof(*s), cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
-static void print_json(const struct args *a, const struct test *t, const struct result *r,
+static void print_json(const struct args *a, const struct bench_test *t, const struct result *r,
                        long long model_bytes)
 {
     const char *slash = strrchr(a->model, '/'), *name = slash ? slash + 1 : a->model;
-    double lo = r->tok_s[0], hi = r->tok_s[0];
-    for (int i = 1; i < a->reps; i++) {
-        lo = r->tok_s[i] < lo ? r->tok_s[i] : lo;
-        hi = r->tok_s[i] > hi ? r->tok_s[i] : hi;
-    }
+    double lo, hi;
+    bench_min_max(r->tok_s, a->shape.reps, &lo, &hi);
     printf("{\"engine\":\"llama.cpp\",\"model\":\"");
-    for (; *name; name++) /* JSON string: quotes, backslashes and controls escaped */
-        (*name == '"' || *name == '\\') ? printf("\\%c", *name)
-        : (unsigned char)*name < 0x20   ? printf("\\u%04x", *name)
-                                        : putchar(*name);
+    bench_json_str(stdout, name);
     printf("\",\"model_bytes\":%lld,\"threads\":%d,\"flash\":\"%s\",\"test\":\"%s\","
            "\"n_seq\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"reps\":%d,\"tokens_per_s\":%.3f,"
            "\"min\":%.3f,\"max\":%.3f,\"samples\":[",
-           model_bytes, a->threads, a->no_flash ? "off" : "auto", t->name, t->n_seq,
-           t->n_prompt, t->n_gen, a->reps, median(r->tok_s, a->reps), lo, hi);
-    for (int i = 0; i < a->reps; i++)
+           model_bytes, a->shape.threads, a->no_flash ? "off" : "auto", t->name, t->n_seq,
+           t->n_prompt, t->n_gen, a->shape.reps, bench_median(r->tok_s, a->shape.reps), lo, hi);
+    for (int i = 0; i < a->shape.reps; i++)
         printf("%s%.3f", i ? "," : "", r->tok_s[i]);
     printf("],\"peak_rss_bytes\":%lld", r->peak_rss);
-    if (!t->prompt_only && t->n_seq > 1)
-        printf(",\"prompt_tokens_per_s\":%.3f", median(r->prompt_tok_s, a->reps));
+    if (t->kind == BENCH_DECODE && t->n_seq > 1)
+        printf(",\"prompt_tokens_per_s\":%.3f", bench_median(r->prompt_tok_s, a->shape.reps));
     printf("}\n");
     fflush(stdout);
 }
 
-static void print_row(const struct args *a, const struct test *t, const struct result *r)
+static void print_row(const struct args *a, const struct bench_test *t, const struct result *r)
 {
-    double lo = r->tok_s[0], hi = r->tok_s[0];
-    for (int i = 1; i < a->reps; i++) {
-        lo = r->tok_s[i] < lo ? r->tok_s[i] : lo;
-        hi = r->tok_s[i] > hi ? r->tok_s[i] : hi;
-    }
-    printf("%-10s %10.2f %10.2f %10.2f %8.2f GB\n", t->name, median(r->tok_s, a->reps), lo, hi,
-           (double)r->peak_rss / 1e9);
+    double lo, hi;
+    bench_min_max(r->tok_s, a->shape.reps, &lo, &hi);
+    printf("%-10s %10.2f %10.2f %10.2f %8.2f GB\n", t->name,
+           bench_median(r->tok_s, a->shape.reps), lo, hi, (double)r->peak_rss / 1e9);
     fflush(stdout);
 }
 
 static int run_all(struct llama_model *m, const struct args *a)
 {
-    struct test tests[2 + MAX_BATCHES];
-    int n = plan_tests(a, tests);
+    struct bench_test tests[BENCH_MAX_TESTS];
+    int n = bench_plan(&a->shape, tests);
     struct stat sb;
     long long model_bytes = stat(a->model, &sb) ? -1 : (long long)sb.st_size;
     if (!a->json)
         printf("llama.cpp, %d threads, ubatch %d, flash %s\n%-10s %10s %10s %10s %11s\n",
-               a->threads, a->ubatch, a->no_flash ? "off" : "auto", "test", "tok/s", "min",
+               a->shape.threads, a->shape.ubatch, a->no_flash ? "off" : "auto", "test", "tok/s", "min",
                "max", "peak RSS");
     for (int i = 0; i < n; i++) {
         struct result r;
