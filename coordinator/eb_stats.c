@@ -56,8 +56,10 @@ static void stats_free(void *self)
 }
 
 static const struct eb_ops stats_ops = {.run = stats_run, .free = stats_free};
-static const struct eb_ops stats_pipelined_ops = {.run = stats_run, .free = stats_free,
-                                                  .submit = stats_submit, .wait = stats_wait,
+static const struct eb_ops stats_pipelined_ops = {.run = stats_run,
+                                                  .free = stats_free,
+                                                  .submit = stats_submit,
+                                                  .wait = stats_wait,
                                                   .cancel = stats_cancel};
 
 int eb_stats_new(const struct model *m, struct expert_backend inner, struct routing_stats *stats,
@@ -74,7 +76,6 @@ int eb_stats_new(const struct model *m, struct expert_backend inner, struct rout
         return mp_error_set(err, MP_ENOMEM, "eb_stats: out of memory");
     *s = (struct eb_stats){.m = m, .inner = inner, .stats = stats};
     const bool pipelined = inner.ops->submit && inner.ops->wait;
-    *out = (struct expert_backend){.ops = pipelined ? &stats_pipelined_ops : &stats_ops,
-                                   .self = s};
+    *out = (struct expert_backend){.ops = pipelined ? &stats_pipelined_ops : &stats_ops, .self = s};
     return 0;
 }
