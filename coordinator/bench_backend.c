@@ -33,6 +33,16 @@ void bench_backend_traffic(struct bench_backend *b, uint64_t *bytes, uint64_t *t
     *token_layers = st.token_layers;
 }
 
+void bench_backend_timing(struct bench_backend *b, struct cluster_timing *out)
+{
+    static struct cluster_status st; /* as above */
+    *out = (struct cluster_timing){0};
+    if (!b->cluster)
+        return;
+    cluster_status(b->cluster, &st);
+    *out = st.timing;
+}
+
 void bench_backend_close(struct bench_backend *b)
 {
     if (b->eb.ops)

@@ -24,6 +24,9 @@ int bench_backend_open(struct bench_backend *b, const struct model *m, struct tp
 /* Expert traffic so far, both ways, and the token-layers it carried (zeros in-process). */
 void bench_backend_traffic(struct bench_backend *b, uint64_t *bytes, uint64_t *token_layers);
 
+/* The cluster's time breakdown so far (zeros in-process). */
+void bench_backend_timing(struct bench_backend *b, struct cluster_timing *out);
+
 void bench_backend_close(struct bench_backend *b); /* safe on a zeroed or half-opened backend */
 
 #endif

@@ -20,6 +20,27 @@ int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void cluster_timing_format(const struct cluster_timing *t, int n_workers, char *buf, size_t len)
+{
+    const double n = t->jobs ? (double)t->jobs : 1;
+    const double send = (double)t->send_us / n, wait = (double)t->wait_us / n;
+    const double worker = (double)t->worker_us / n;
+    snprintf(buf, len,
+             "%llu MoE layer jobs, per job: send %.0f us + wait %.0f us, of which the slowest "
+             "worker computed %.0f and %.0f went to encoding, transport and wake-ups; sums "
+             "%.0f us; expert load imbalance %.2f",
+             (unsigned long long)t->jobs, send, wait, worker, send + wait - worker,
+             (double)t->sum_us / n,
+             t->slots_total ? (double)t->slots_max * n_workers / (double)t->slots_total : 0.0);
+}
+
 /* Under c->mu: the slot is empty; a job waiting on it fails (its gen changed). */
 static void free_slot(struct cluster *c, int s)
 {
@@ -303,9 +324,10 @@ int cluster_start(const struct model *m, const struct cluster_opts *o, struct cl
         cluster_stop(c);
         return rc;
     }
-    mp_info("cluster: listening on %s for %d worker(s), wire %s%s%s%s", c->o.endpoint,
+    mp_info("cluster: listening on %s for %d worker(s), wire %s%s%s%s%s", c->o.endpoint,
             c->o.expect_workers, wire_name(c->o.wire), c->has_key ? ", CURVE" : "",
-            c->o.local_shard ? ", local shard" : "", c->o.exact ? ", exact sums" : "");
+            c->o.local_shard ? ", local shard" : "", c->o.exact ? ", exact sums" : "",
+            c->o.split ? ", batches split in two and pipelined" : "");
     *out = c;
     return 0;
 }
@@ -352,7 +374,8 @@ int cluster_wait_ready(struct cluster *c, int timeout_ms, struct mp_error *err)
 
 struct expert_backend cluster_backend(struct cluster *c)
 {
-    return (struct expert_backend){.ops = &eb_remote_ops, .self = c->eb};
+    return (struct expert_backend){.ops = c->o.split ? &eb_remote_split_ops : &eb_remote_ops,
+                                   .self = c->eb};
 }
 
 void cluster_status(struct cluster *c, struct cluster_status *out)
@@ -368,6 +391,7 @@ void cluster_status(struct cluster *c, struct cluster_status *out)
     out->bytes_per_token_layer = c->token_layers ? (double)c->bytes / (double)c->token_layers : 0;
     out->refused = c->refused;
     out->garbage = c->garbage;
+    out->timing = c->timing;
     for (int64_t i = 0; c->o.local_shard && i < c->m->hp.n_layer * c->m->hp.n_expert; i++)
         out->local_experts += c->holders[i] >> c->o.expect_workers & 1;
     for (int s = 0; s < c->o.expect_workers; s++)
@@ -380,6 +404,11 @@ void cluster_stop(struct cluster *c)
     if (!c)
         return;
     atomic_store(&c->stop, 1);
+    if (c->timing.jobs) {
+        char line[256];
+        cluster_timing_format(&c->timing, c->o.expect_workers, line, sizeof(line));
+        mp_info("cluster: %s", line);
+    }
     if (c->thread_started)
         pthread_join(c->thread, NULL);
     eb_remote_delete(c->eb);

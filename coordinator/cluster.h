@@ -17,6 +17,7 @@
 #define CLUSTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -45,7 +46,14 @@ struct cluster_opts {
      * token, and the coordinator adds them in slot order as the in-process backend does: logits
      * bit-identical to `moepool run` (f32 wire), for up to k/2 times the reply bytes. */
     bool exact;
-    struct tp_pool *local_tp;   /* borrowed; used from the thread that runs the backend */
+    /* Pipelining: the backend takes two jobs at once, and the forward pass splits each batch of
+     * two or more tokens in halves so one half's attention computes while the other half's
+     * experts are remote (model/forward.h). Same results; each expert is read once per half. */
+    bool split;
+    /* Borrowed; used from the thread that runs the backend: the local shard's threads, and the
+     * pool put to sleep (tp_sleep_now) while the backend waits for the workers: the forward
+     * pass's pool, so its threads do not spin on cores the workers need. */
+    struct tp_pool *local_tp;
 };
 
 struct cluster_worker_status {
@@ -67,6 +75,19 @@ struct cluster_worker_status {
     double compute_seconds;   /* the worker's own count of time spent on jobs (Stats, ~5 s old) */
 };
 
+/* Where a MoE layer's time goes on the coordinator's side (sums over jobs, microseconds):
+ * send = grouping, encoding and handing the job to the cluster thread (the first worker may
+ * start meanwhile); wait = blocked until the last reply is in; worker = the slowest worker's own
+ * compute time per job (from its reply), so send + wait - worker is encoding, transport, relaying
+ * and wake-ups; sum = decoding and adding partial sums.
+ * Expert slots: per job, the most slots one worker computed and all slots (their ratio times
+ * the number of workers is the load imbalance: 1 when perfectly even). */
+struct cluster_timing {
+    uint64_t jobs;
+    uint64_t send_us, wait_us, worker_us, sum_us;
+    uint64_t slots_max, slots_total;
+};
+
 struct cluster_status {
     int expect_workers;
     int joined;
@@ -79,6 +100,7 @@ struct cluster_status {
     uint64_t refused;         /* hellos refused (version, model, key, full) */
     uint64_t garbage;         /* undecodable messages ignored */
     int64_t local_experts;    /* (layer, expert) pairs computed in-process (local_shard) */
+    struct cluster_timing timing;
     struct cluster_worker_status w[CLUSTER_MAX_WORKERS];
 };
 
@@ -97,6 +119,10 @@ int cluster_wait_ready(struct cluster *c, int timeout_ms, struct mp_error *err);
 struct expert_backend cluster_backend(struct cluster *c);
 
 void cluster_status(struct cluster *c, struct cluster_status *out);
+
+/* One line (no newline) summarising t per MoE layer job: send, wait, slowest worker, transport,
+ * imbalance. */
+void cluster_timing_format(const struct cluster_timing *t, int n_workers, char *buf, size_t len);
 
 /* Stops the thread, closes the socket, frees c. NULL-safe. Free the backend first. */
 void cluster_stop(struct cluster *c);

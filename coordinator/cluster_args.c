@@ -25,6 +25,7 @@ int cluster_arg(int c, const char *arg, struct cluster_opts *o)
     case CLUSTER_ARG_KEY: o->key_file = arg; return 1;
     case CLUSTER_ARG_LOCAL_SHARD: o->local_shard = true; return 1;
     case CLUSTER_ARG_EXACT: o->exact = true; return 1;
+    case CLUSTER_ARG_SPLIT: o->split = true; return 1;
     case CLUSTER_ARG_PLACEMENT: o->placement_file = arg; return 1;
     default: return 0;
     }

@@ -16,6 +16,7 @@ enum {
     CLUSTER_ARG_LOCAL_SHARD,
     CLUSTER_ARG_EXACT,
     CLUSTER_ARG_PLACEMENT,
+    CLUSTER_ARG_SPLIT,
 };
 
 /* Entries for a command's getopt_long table. */
@@ -26,6 +27,7 @@ enum {
         {"key", required_argument, 0, CLUSTER_ARG_KEY},                                            \
         {"local-shard", no_argument, 0, CLUSTER_ARG_LOCAL_SHARD},                                  \
         {"exact", no_argument, 0, CLUSTER_ARG_EXACT},                                              \
+        {"split", no_argument, 0, CLUSTER_ARG_SPLIT},                                              \
     {                                                                                              \
         "placement", required_argument, 0, CLUSTER_ARG_PLACEMENT                                   \
     }
@@ -33,7 +35,7 @@ enum {
 /* The usage lines; indent: the caller's continuation indent, a string literal. */
 #define CLUSTER_USAGE(indent)                                                                      \
     indent "[--cluster tcp://*:PORT --expect-workers N [--wire f32|bf16|f16|q8_0]\n" indent        \
-           " [--key FILE] [--local-shard] [--exact] [--placement FILE]]\n"
+           " [--key FILE] [--local-shard] [--exact] [--split] [--placement FILE]]\n"
 
 /* Applies option code c with its argument: 1 when it was a cluster option, 0 when it is not,
  * -1 for a bad value (expect-workers not a positive number, an unknown wire format). */

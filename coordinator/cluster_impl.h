@@ -47,10 +47,12 @@ struct cluster {
     struct slot slot[CLUSTER_MAX_WORKERS];
     uint64_t refused, garbage;          /* under mu */
     uint64_t jobs, token_layers, bytes; /* under mu, written by eb_remote */
+    struct cluster_timing timing;       /* under mu, written by eb_remote */
     struct eb_remote *eb;
 };
 
 int64_t mono_ms(void);
+int64_t mono_us(void);
 
 /* cluster_plan.c: fills c->holders (contiguous shares, or the placement file). */
 int cluster_plan(struct cluster *c, struct mp_error *err);
@@ -72,6 +74,6 @@ void zap_handle(struct cluster *c);
 /* eb_remote.c */
 int eb_remote_new(struct cluster *c, struct mp_error *err);
 void eb_remote_delete(struct eb_remote *r);
-extern const struct eb_ops eb_remote_ops;
+extern const struct eb_ops eb_remote_ops, eb_remote_split_ops;
 
 #endif

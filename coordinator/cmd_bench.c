@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "commands.h"
 #include "coordinator/bench_backend.h"
 #include "coordinator/bench_model.h"
@@ -164,12 +165,28 @@ static void print_row(const struct bench_args *a, const struct bench_env *e,
     fflush(stdout);
 }
 
+/* Where the cluster's time went during one test (t1 - t0), on stderr. */
+static void log_timing(const char *test, const struct cluster_timing *t0,
+                       const struct cluster_timing *t1, int n_workers)
+{
+    struct cluster_timing d = {
+        .jobs = t1->jobs - t0->jobs, .send_us = t1->send_us - t0->send_us,
+        .wait_us = t1->wait_us - t0->wait_us, .worker_us = t1->worker_us - t0->worker_us,
+        .sum_us = t1->sum_us - t0->sum_us, .slots_max = t1->slots_max - t0->slots_max,
+        .slots_total = t1->slots_total - t0->slots_total};
+    char line[256];
+    cluster_timing_format(&d, n_workers, line, sizeof(line));
+    mp_info("bench %s: %s", test, line);
+}
+
 static int run_test(struct bench_ctx *c, struct bench_backend *be, const struct bench_args *a,
                     const struct bench_test *t, struct bench_result *r, struct mp_error *err)
 {
     uint64_t bytes0, tl0, bytes1, tl1;
+    struct cluster_timing t0, t1;
     int rc = 0;
     bench_backend_traffic(be, &bytes0, &tl0);
+    bench_backend_timing(be, &t0);
     for (int i = 0; i < a->shape.reps && !rc; i++)
         rc = t->kind == BENCH_PROMPT ? bench_prompt(c, t->n_prompt, &r->tok_s[i], err)
                                     : bench_decode(c, t->n_seq, t->n_prompt, t->n_gen,
@@ -177,6 +194,9 @@ static int run_test(struct bench_ctx *c, struct bench_backend *be, const struct 
     r->peak_rss = bench_peak_rss();
     bench_backend_traffic(be, &bytes1, &tl1);
     r->bytes_per_token_layer = tl1 > tl0 ? (double)(bytes1 - bytes0) / (double)(tl1 - tl0) : 0;
+    bench_backend_timing(be, &t1);
+    if (t1.jobs > t0.jobs)
+        log_timing(t->name, &t0, &t1, a->cluster.expect_workers);
     return rc;
 }
 

@@ -257,7 +257,7 @@ static void flaky_free(void *self)
 
 static void backend_failure(const struct env *env)
 {
-    static const struct eb_ops ops = {flaky_run, flaky_free};
+    static const struct eb_ops ops = {.run = flaky_run, .free = flaky_free};
     struct flaky f = {0};
     struct tp_pool *tp = tp_new(1);
     struct mp_error err = {0};

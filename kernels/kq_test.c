@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/kq_impl.h"
 #include "kernels/matmul.h"
@@ -560,9 +561,21 @@ static void test_pool(void)
         tp_run(pool, count_task, calls);
     CHECK(calls[0] == 20000 && calls[1] == 20000 && calls[2] == 20000,
           "every thread runs every step: %d %d %d", calls[0], calls[1], calls[2]);
+    /* Sent to sleep between steps (as while a cluster waits on its workers): every step still
+     * runs on every thread, the sleepers are woken. */
+    for (int i = 0; i < 2000; i++) {
+        tp_sleep_now(pool);
+        if (i % 100 == 0)
+            usleep(200);
+        tp_run(pool, count_task, calls);
+    }
+    CHECK(calls[0] == 22000 && calls[1] == 22000 && calls[2] == 22000,
+          "after tp_sleep_now every thread runs every step: %d %d %d", calls[0], calls[1],
+          calls[2]);
+    tp_sleep_now(NULL);
     tp_free(pool);
     tp_run(NULL, count_task, calls);
-    CHECK(calls[0] == 20001 && tp_n_threads(NULL) == 1, "NULL pool runs inline");
+    CHECK(calls[0] == 22001 && tp_n_threads(NULL) == 1, "NULL pool runs inline");
     tp_free(NULL);
 }
 

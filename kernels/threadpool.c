@@ -34,6 +34,7 @@ struct tp_pool {
     _Atomic uint32_t gen;     /* bumped once per step; workers futex-wait on it */
     _Atomic int pending;      /* workers still running the current step */
     _Atomic int sleeping;     /* workers in (or entering) futex wait */
+    _Atomic uint32_t sleep_gen; /* workers that have seen this gen sleep at once (tp_sleep_now) */
     _Atomic bool stop;
 };
 
@@ -80,6 +81,8 @@ static uint32_t wait_for_step(struct tp_pool *pool, uint32_t seen)
         if (i >= YIELD_AFTER_SPINS) /* as in tp_run: let a starved thread have this core */
             sched_yield();
         if (i % 1024 == 0 && now_ns() - t0 > SPIN_NS) /* the clock costs ~20 ns: not each time */
+            break;
+        if (atomic_load_explicit(&pool->sleep_gen, memory_order_relaxed) == seen)
             break;
     }
     for (;;) {
@@ -166,6 +169,12 @@ void tp_free(struct tp_pool *pool)
 int tp_n_threads(const struct tp_pool *pool)
 {
     return pool ? pool->n_threads : 1;
+}
+
+void tp_sleep_now(struct tp_pool *pool)
+{
+    if (pool)
+        atomic_store_explicit(&pool->sleep_gen, atomic_load(&pool->gen), memory_order_relaxed);
 }
 
 void tp_run(struct tp_pool *pool, tp_task_fn fn, void *ctx)

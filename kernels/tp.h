@@ -19,4 +19,9 @@ int tp_n_threads(const struct tp_pool *pool); /* 1 for NULL */
  * one tp_run at a time per pool, from the thread that created it. pool may be NULL (inline). */
 void tp_run(struct tp_pool *pool, tp_task_fn fn, void *ctx);
 
+/* The pool's idle threads stop spinning for the next step and sleep until it comes: call it
+ * before the caller blocks on something slow (a cluster's workers computing), so the cores go
+ * to the processes doing the work. From the thread that calls tp_run; NULL-safe. */
+void tp_sleep_now(struct tp_pool *pool);
+
 #endif

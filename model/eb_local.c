@@ -86,7 +86,8 @@ static struct kq_matrix held(const struct expert_matrix *x, const uint8_t *data,
 /* Every used expert at once, in three parallel steps whatever the number of experts: gate and up
  * of all experts (one row-chunk queue, kq_matmul_multi), SwiGLU and the down conversion over every
  * grouped pair's row, all downs. Grouped pair p keeps row p of gate/up/hq/y. */
-static void run_experts(struct eb_local *b, int layer, const struct layer *L, const void *xq_up)
+static void run_experts(struct eb_local *b, int layer, const struct layer *L,
+                        const void *xq_gate, const void *xq_up, size_t xq_stride)
 {
     const int64_t n_ff = b->m->hp.n_ff_exp, n_embd = b->m->hp.n_embd;
     int n_mm = 0, n_grouped = 0;
@@ -101,9 +102,9 @@ static void run_experts(struct eb_local *b, int layer, const struct layer *L, co
         mat[0] = held(&L->gate_exps, w->gate, w->layout[0]);
         mat[1] = held(&L->up_exps, w->up, w->layout[1]);
         mat[2] = held(&L->down_exps, w->down, w->layout[2]);
-        b->mm[2 * n_mm] = (struct kq_mm){&mat[0], b->xq_gate, b->xq_stride, rows, n,
+        b->mm[2 * n_mm] = (struct kq_mm){&mat[0], xq_gate, xq_stride, rows, n,
                                          b->gate + at * n_ff, (size_t)n_ff};
-        b->mm[2 * n_mm + 1] = (struct kq_mm){&mat[1], xq_up, b->xq_stride, rows, n,
+        b->mm[2 * n_mm + 1] = (struct kq_mm){&mat[1], xq_up, xq_stride, rows, n,
                                              b->up + at * n_ff, (size_t)n_ff};
         const uint8_t *hq = (const uint8_t *)b->hq + at * b->hq_stride;
         b->down[n_mm] = (struct kq_mm){&mat[2], hq, b->hq_stride, NULL, n, b->y + at * n_embd,
@@ -160,18 +161,28 @@ static int local_run(void *self, const struct eb_job *job, float *out, struct mp
         return mp_error_set(err, MP_EINVAL, "expert job of %d tokens x %d experts does not fit",
                             job->n_tokens, job->k);
     const struct layer *L = &m->layers[job->layer];
+    const bool same_act =
+        kq_format(L->up_exps.type)->act_type == kq_format(L->gate_exps.type)->act_type;
+    if ((job->xq && !same_act) || (!job->xq && !job->x))
+        return mp_error_set(err, MP_EINVAL, "layer %d: expert job without usable inputs",
+                            job->layer);
     int rc = group_by_expert(b, job, err);
     if (rc)
         return rc;
-    kq_convert_act(b->tp, L->gate_exps.type, job->x, (size_t)m->hp.n_embd, job->n_tokens,
-                   m->hp.n_embd, b->xq_gate, b->xq_stride);
-    const void *xq_up = b->xq_gate;
-    if (kq_format(L->up_exps.type)->act_type != kq_format(L->gate_exps.type)->act_type) {
-        kq_convert_act(b->tp, L->up_exps.type, job->x, (size_t)m->hp.n_embd, job->n_tokens,
-                       m->hp.n_embd, b->xq_up, b->xq_stride);
-        xq_up = b->xq_up;
+    const void *xq_gate = job->xq, *xq_up = job->xq;
+    size_t stride = job->xq_stride;
+    if (!job->xq) {
+        stride = b->xq_stride;
+        kq_convert_act(b->tp, L->gate_exps.type, job->x, (size_t)m->hp.n_embd, job->n_tokens,
+                       m->hp.n_embd, b->xq_gate, stride);
+        xq_gate = xq_up = b->xq_gate;
+        if (!same_act) {
+            kq_convert_act(b->tp, L->up_exps.type, job->x, (size_t)m->hp.n_embd, job->n_tokens,
+                           m->hp.n_embd, b->xq_up, stride);
+            xq_up = b->xq_up;
+        }
     }
-    run_experts(b, job->layer, L, xq_up);
+    run_experts(b, job->layer, L, xq_gate, xq_up, stride);
     mix(b, job, out);
     return 0;
 }

@@ -8,6 +8,7 @@
 #ifndef EXPERT_BACKEND_H
 #define EXPERT_BACKEND_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -20,12 +21,29 @@ struct eb_job {
     const float *x;       /* [n_tokens][n_embd] input (after ffn_norm) */
     const int32_t *ids;   /* [n_tokens][k] expert ids */
     const float *weights; /* [n_tokens][k] mixing weights */
+    /* Optional: x already converted to the layer's expert activation type (the act_type of
+     * ffn_gate_exps and ffn_up_exps, which must agree), rows xq_stride bytes apart, as
+     * kq_convert_act writes them. A backend then skips the conversion, with the same result;
+     * x may be NULL. A cluster worker gets its tokens this way (Q8_K is 3.5x smaller than f32). */
+    const void *xq;
+    size_t xq_stride;
 };
+
+/* Jobs a pipelining backend holds in flight at once (the forward pass uses two: one per half). */
+#define EB_MAX_INFLIGHT 2
 
 struct eb_ops {
     /* Writes out[n_tokens][n_embd]. Fails (e.g. a dead worker) with a code and message. */
     int (*run)(void *self, const struct eb_job *job, float *out, struct mp_error *err);
     void (*free)(void *self);
+    /* Optional (NULL: the backend does not pipeline). submit starts a job and returns at once
+     * with a ticket; the job's inputs may be reused as soon as it returns, and out is written by
+     * wait(ticket), which returns the job's outcome. At most EB_MAX_INFLIGHT jobs in flight;
+     * results are exactly run's. cancel forgets every job in flight (after an error). */
+    int (*submit)(void *self, const struct eb_job *job, float *out, int *ticket,
+                  struct mp_error *err);
+    int (*wait)(void *self, int ticket, struct mp_error *err);
+    void (*cancel)(void *self);
 };
 
 struct expert_backend {

@@ -184,7 +184,8 @@ static void dense_ffn(struct fwd_state *st, const struct layer *L, int n_tok)
 
 /* Routes every token (optionally forced, optionally traced) and runs the experts. */
 static int moe_ffn(struct fwd_state *st, int il, const struct fwd_batch *b,
-                   struct expert_backend *eb, const struct fwd_trace *trace, struct mp_error *err)
+                   struct expert_backend *eb, const struct fwd_trace *trace, int *ticket,
+                   struct mp_error *err)
 {
     const struct hparams *hp = &st->m->hp;
     const struct layer *L = &st->m->layers[il];
@@ -208,15 +209,22 @@ static int moe_ffn(struct fwd_state *st, int il, const struct fwd_batch *b,
     }
     struct eb_job job = {.layer = il, .n_tokens = b->n_tokens, .k = k, .n_embd = hp->n_embd,
                          .x = st->a, .ids = st->top, .weights = st->weights};
+    if (ticket)
+        return eb->ops->submit(eb->self, &job, st->mix, ticket, err);
     return eb_run(eb, &job, st->mix, err);
 }
 
-static int run_layer(struct fwd_state *st, int il, const struct fwd_batch *b,
-                     struct expert_backend *eb, const struct fwd_trace *trace,
-                     struct mp_error *err)
+/* A block up to its FFN's output in st->mix, without the last residual add. With ticket set,
+ * a MoE layer's experts are only submitted (*ticket; -1 for a dense FFN): eb's wait finishes
+ * them. */
+static int layer_front(struct fwd_state *st, int il, const struct fwd_batch *b,
+                       struct expert_backend *eb, const struct fwd_trace *trace, int *ticket,
+                       struct mp_error *err)
 {
     const struct layer *L = &st->m->layers[il];
     int rc = 0;
+    if (ticket)
+        *ticket = -1;
     norm_rows(st, b->n_tokens, L->attn_norm);
     if (L->kind == LAYER_ATTENTION)
         rc = attn_forward(st, il, b, st->a, st->mix, err);
@@ -227,9 +235,16 @@ static int run_layer(struct fwd_state *st, int il, const struct fwd_batch *b,
     add_residual(st, b->n_tokens);
     norm_rows(st, b->n_tokens, L->ffn_norm);
     if (L->is_moe)
-        rc = moe_ffn(st, il, b, eb, trace, err);
-    else
-        dense_ffn(st, L, b->n_tokens);
+        return moe_ffn(st, il, b, eb, trace, ticket, err);
+    dense_ffn(st, L, b->n_tokens);
+    return 0;
+}
+
+static int run_layer(struct fwd_state *st, int il, const struct fwd_batch *b,
+                     struct expert_backend *eb, const struct fwd_trace *trace,
+                     struct mp_error *err)
+{
+    int rc = layer_front(st, il, b, eb, trace, NULL, err);
     if (!rc)
         add_residual(st, b->n_tokens);
     return rc;
@@ -248,6 +263,71 @@ static void head(struct fwd_state *st, const struct fwd_batch *b, float *logits)
         fwd_matmul(st, &st->m->output, st->head_tmp, n, logits);
 }
 
+/* st's scratch from row `first` on: the rows of a batch's second half. Every per-token buffer
+ * is [n_max][width], so the halves' rows never overlap; the attention scores are per thread
+ * and the halves never compute at the same time. */
+static struct fwd_state rows_from(const struct fwd_state *st, int first)
+{
+    const struct model *m = st->m;
+    const size_t f = (size_t)first, n_embd = (size_t)m->hp.n_embd;
+    const size_t n_q = (size_t)(m->hp.n_head * m->hp.head_dim), n_kv = (size_t)widest_kv(m);
+    const size_t wide = (size_t)widest_input(m), k = (size_t)m->hp.n_expert_used;
+    struct fwd_state v = *st;
+    v.h += f * n_embd;
+    v.a += f * n_embd;
+    v.mix += f * n_embd;
+    v.q += f * n_q;
+    v.k += f * (n_kv ? n_kv : 1);
+    v.v += f * (n_kv ? n_kv : 1);
+    v.att += f * n_q;
+    v.big0 += f * wide;
+    v.big1 += f * wide;
+    v.xq = (uint8_t *)v.xq + f * st->xq_stride;
+    v.router += f * (size_t)m->hp.n_expert;
+    v.top += f * k;
+    v.weights += f * k;
+    v.n_max = st->n_max - first;
+    return v;
+}
+
+/* The batch in two halves, pipelined through every layer so that one half's mixer computes
+ * while the other half's experts are out (a pipelining backend: the cluster's workers):
+ *   layer l: [wait A(l-1)] A mixer l, submit A(l); [wait B(l-1)] B mixer l, submit B(l).
+ * A runs each layer before B, so B's tokens find the keys, values and conv state of A's tokens
+ * of the same sequence exactly as in one batch; every token's arithmetic is its own (batch
+ * invariance), so the output is the unsplit batch's, bit for bit. */
+static int run_split(struct fwd_state *st, const struct fwd_batch *b, struct expert_backend *eb,
+                     const struct fwd_trace *trace, struct mp_error *err)
+{
+    const int cut = (b->n_tokens + 1) / 2;
+    struct fwd_state half[2] = {*st, rows_from(st, cut)};
+    struct fwd_batch hb[2] = {*b, *b};
+    hb[0].n_tokens = cut;
+    hb[1].n_tokens = b->n_tokens - cut;
+    hb[1].token += cut;
+    hb[1].pos += cut;
+    hb[1].seq += cut;
+    hb[1].want_logits = b->want_logits ? b->want_logits + cut : NULL;
+    int ticket[2] = {-1, -1}, rc = 0;
+    for (int il = 0; il < st->m->hp.n_layer && !rc; il++)
+        for (int h = 0; h < 2 && !rc; h++) {
+            if (ticket[h] >= 0 && !(rc = eb->ops->wait(eb->self, ticket[h], err)))
+                add_residual(&half[h], hb[h].n_tokens);
+            ticket[h] = -1;
+            if (!rc && !(rc = layer_front(&half[h], il, &hb[h], eb, trace, &ticket[h], err)) &&
+                ticket[h] < 0)
+                add_residual(&half[h], hb[h].n_tokens); /* a dense FFN is done */
+        }
+    for (int h = 0; h < 2 && !rc; h++) {
+        if (ticket[h] >= 0 && !(rc = eb->ops->wait(eb->self, ticket[h], err)))
+            add_residual(&half[h], hb[h].n_tokens);
+        ticket[h] = -1;
+    }
+    if (rc && eb->ops->cancel)
+        eb->ops->cancel(eb->self);
+    return rc;
+}
+
 int fwd_run(struct fwd_state *st, const struct fwd_batch *b, struct expert_backend *eb,
             const struct fwd_trace *trace, float *logits, struct mp_error *err)
 {
@@ -255,9 +335,14 @@ int fwd_run(struct fwd_state *st, const struct fwd_batch *b, struct expert_backe
     if (rc)
         return rc;
     embed(st, b);
-    for (int il = 0; il < st->m->hp.n_layer; il++)
-        if ((rc = run_layer(st, il, b, eb, trace, err)))
+    if (eb->ops->submit && eb->ops->wait && b->n_tokens >= 2) {
+        if ((rc = run_split(st, b, eb, trace, err)))
             return rc;
+    } else {
+        for (int il = 0; il < st->m->hp.n_layer; il++)
+            if ((rc = run_layer(st, il, b, eb, trace, err)))
+                return rc;
+    }
     for (int t = 0; t < b->n_tokens; t++)
         b->seq[t]->n_pos = b->pos[t] + 1;
     if (logits)

@@ -12,7 +12,7 @@
 #include "proto/cluster.pb-c.h"
 
 /* Peers speaking another version are refused. Bump when a message's meaning changes. */
-#define CLUSTER_PROTOCOL_VERSION 1u
+#define CLUSTER_PROTOCOL_VERSION 2u /* 2: ExpertRequest.x_act */
 
 #define MSG_MAX_PARTS 8
 

@@ -179,11 +179,18 @@ struct pin_ctx {
     int failures; /* threads whose binding failed (written under no lock: only counted) */
 };
 
-/* Thread ith binds itself to core ith mod n_cores of the node (all PUs of that core). */
+/* Thread ith binds itself to core ith mod n_cores of the node (all PUs of that core) when the
+ * pool covers the node's cores; a smaller pool's threads get the whole node: several workers (or
+ * a worker and its coordinator) share the machine, and pinning each one's thread 0 to the node's
+ * first core would stack them on one core while the others idle. */
 static void pin_thread(void *vctx, int ith, int nth)
 {
-    (void)nth;
     struct pin_ctx *c = vctx;
+    if (nth < c->n_cores) {
+        if (hwloc_set_cpubind(c->t->topo, c->node_set, HWLOC_CPUBIND_THREAD) != 0)
+            __atomic_fetch_add(&c->failures, 1, __ATOMIC_RELAXED);
+        return;
+    }
     hwloc_obj_t core = hwloc_get_obj_inside_cpuset_by_type(c->t->topo, c->node_set, HWLOC_OBJ_CORE,
                                                            (unsigned)(ith % c->n_cores));
     if (!core)

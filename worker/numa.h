@@ -47,8 +47,11 @@ void *numa_alloc(struct numa_topo *t, int node, size_t bytes, struct mp_error *e
 void numa_free(struct numa_topo *t, void *p, size_t bytes); /* NULL-safe */
 
 /* Pins every thread of pool (including the caller, its thread 0) to node i's PUs: thread ith
- * goes to PU ith modulo the node's PUs. Call from the thread that created the pool. Returns 0,
- * or warns and returns 0 when binding is not supported; fails only on bad arguments. */
+ * goes to PU ith modulo the node's PUs when the pool has at least as many threads as the node
+ * has cores; a smaller pool's threads may each run on any of the node's PUs (other processes,
+ * other workers, share the node: pinning would stack every small pool on the first cores).
+ * Call from the thread that created the pool. Returns 0, or warns and returns 0 when binding is
+ * not supported; fails only on bad arguments. */
 int numa_pin_pool(struct numa_topo *t, int node, struct tp_pool *pool, struct mp_error *err);
 
 /* Splits n items among the nodes in proportion to their cores: counts[i] for node i, summing to

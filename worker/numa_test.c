@@ -120,6 +120,17 @@ static void check_this_machine(void)
     printf("pinned: thread 0 on cpu %d (%d allowed), thread 1 on cpu %d (%d allowed)\n", a.first[0],
            a.count[0], a.first[1], a.count[1]);
     tp_free(pool);
+    /* A pool smaller than the node (a worker -t 1 beside other processes) may use every PU of
+     * the node: pinned to the first core, two such workers would share one core. */
+    pool = tp_new(1);
+    CHECK(numa_pin_pool(t, 0, pool, &err) == 0, "pin: %s", err.msg);
+    a = (struct affinity){0};
+    tp_run(pool, record_affinity, &a);
+    if (n0.n_cores >= 2)
+        CHECK(a.count[0] == n0.n_pus, "one thread on a %d-core node: %d cpus allowed, not %d",
+              n0.n_cores, a.count[0], n0.n_pus);
+    printf("one thread: %d cpus allowed\n", a.count[0]);
+    tp_free(pool);
     numa_print(t, stdout);
     numa_close(t);
 }

@@ -77,6 +77,9 @@ static void *driver_main(void *arg)
         bool work = d->has_work;
         pthread_mutex_unlock(&sb->mu);
         int r = work ? eb_run(&d->eb, &d->job, d->out, &d->err) : 0;
+        /* The next job is a network round trip away: the node's threads sleep rather than spin
+         * on cores the coordinator (or another worker on this machine) is computing on. */
+        tp_sleep_now(d->tp);
         pthread_mutex_lock(&sb->mu);
         d->rc = r;
         sb->pending--;

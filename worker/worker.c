@@ -332,6 +332,7 @@ int worker_run(const struct worker_opts *o, struct mp_error *err)
         zmq_ctx_term(w->ctx);
     model_close(w->m);
     free(w->x);
+    free(w->xq);
     free(w->out);
     free(w->ids);
     free(w->weights);

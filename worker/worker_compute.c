@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "kernels/matmul.h"
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
 #include "model/fingerprint.h"
@@ -193,6 +194,21 @@ static void on_chunk(struct worker *w, const Chunk *ch, struct msg *m)
         load_shard(w);
 }
 
+/* Whether layer il's gate and up experts take the same converted activations (not f32): then
+ * the coordinator may send them converted (ExpertRequest.x_act). */
+static bool x_act_ok(const struct model *m, int il)
+{
+    const struct layer *L = &m->layers[il];
+    const enum kq_type act = kq_format(L->gate_exps.type)->act_type;
+    return act != KQ_F32 && kq_format(L->up_exps.type)->act_type == act;
+}
+
+static size_t x_row_bytes(const struct model *m, const ExpertRequest *q)
+{
+    return q->x_act ? kq_act_row_bytes(m->layers[q->layer].gate_exps.type, m->hp.n_embd)
+                    : wire_row_bytes(q->wire, m->hp.n_embd);
+}
+
 /* The request's shape against the welcome's limits and the frames that came with it. */
 static int check_request(struct worker *w, const ExpertRequest *q, struct msg *m,
                          struct mp_error *err)
@@ -205,7 +221,10 @@ static int check_request(struct worker *w, const ExpertRequest *q, struct msg *m
         return mp_error_set(err, MP_EINVAL, "bad request: layer %d, %d tokens, k %d, wire %d",
                             q->layer, q->n_tokens, q->k, q->wire);
     const size_t n = (size_t)q->n_tokens;
-    if (m->n != 4 || msg_size(m, 1) != n * wire_row_bytes(q->wire, hp->n_embd) ||
+    if (q->x_act && !x_act_ok(w->m, q->layer))
+        return mp_error_set(err, MP_EINVAL, "bad request: layer %d takes no converted inputs",
+                            q->layer);
+    if (m->n != 4 || msg_size(m, 1) != n * x_row_bytes(w->m, q) ||
         msg_size(m, 2) != n * (size_t)q->k * 4 || msg_size(m, 3) != n * (size_t)q->k * 4)
         return mp_error_set(err, MP_EINVAL, "bad request: frame sizes do not match its header");
     return 0;
@@ -230,12 +249,19 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
         return send_error(w, q->job, rc, err.msg);
     const int64_t n_embd = w->m->hp.n_embd;
     const double t0 = now_s();
-    wire_decode(q->wire, msg_data(m, 1), q->n_tokens, n_embd, w->x);
-    /* The weights frame may be unaligned for float access: copy it out. */
-    memcpy(w->weights, msg_data(m, 3), msg_size(m, 3));
-    memcpy(w->ids, msg_data(m, 2), msg_size(m, 2));
     struct eb_job job = {.layer = q->layer, .n_tokens = q->n_tokens, .k = q->k, .n_embd = n_embd,
                          .x = w->x, .ids = w->ids, .weights = w->weights};
+    /* Frames may be unaligned for the kernels and float access: copy them out. */
+    if (q->x_act) {
+        memcpy(w->xq, msg_data(m, 1), msg_size(m, 1));
+        job.x = NULL;
+        job.xq = w->xq;
+        job.xq_stride = x_row_bytes(w->m, q);
+    } else {
+        wire_decode(q->wire, msg_data(m, 1), q->n_tokens, n_embd, w->x);
+    }
+    memcpy(w->weights, msg_data(m, 3), msg_size(m, 3));
+    memcpy(w->ids, msg_data(m, 2), msg_size(m, 2));
     int n_rows = q->n_tokens;
     if (q->per_slot)
         rc = per_slot_buffers(w) ? mp_error_set(&err, MP_ENOMEM, "out of memory (exact mode)")
@@ -277,6 +303,7 @@ static int size_buffers(struct worker *w, struct mp_error *err)
     const size_t n = (size_t)w->want_n_max, n_embd = (size_t)w->m->hp.n_embd;
     const size_t k = (size_t)w->m->hp.n_expert_used;
     free(w->x);
+    free(w->xq);
     free(w->out);
     free(w->ids);
     free(w->weights);
@@ -285,10 +312,11 @@ static int size_buffers(struct worker *w, struct mp_error *err)
     w->slot_tmp = NULL;
     w->ids_tmp = NULL;
     w->x = malloc(n * n_embd * sizeof(float));
+    w->xq = malloc(n * kq_act_row_bytes_max((int64_t)n_embd));
     w->out = malloc(n * n_embd * sizeof(float));
     w->ids = malloc(n * k * sizeof(int32_t));
     w->weights = malloc(n * k * sizeof(float));
-    w->n_max = w->x && w->out && w->ids && w->weights ? w->want_n_max : 0;
+    w->n_max = w->x && w->xq && w->out && w->ids && w->weights ? w->want_n_max : 0;
     return w->n_max ? 0 : mp_error_set(err, MP_ENOMEM, "out of memory for %d-token jobs",
                                        w->want_n_max);
 }

@@ -40,6 +40,7 @@ struct worker {
     struct expert_backend eb;
     int n_max;
     float *x, *out, *weights;
+    void *xq;          /* [n_max] rows of converted activations (ExpertRequest.x_act) */
     int32_t *ids;
     float *slot_tmp;   /* [k][n_max][n_embd], exact mode only (allocated on first use) */
     int32_t *ids_tmp;  /* [n_max][k] */

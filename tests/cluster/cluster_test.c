@@ -192,6 +192,8 @@ struct scenario {
 
 static const char *placement_file; /* for start_ex, when set */
 static const char *worker_env;     /* "NAME=VALUE" for start_ex's workers, when set */
+static bool split_batches;         /* start_ex: cluster_opts.split (halves pipelined) */
+static void test_lost_worker(int sig);
 
 static int start_ex(struct scenario *s, const char *name, enum wire_type wire, const char *key,
                     bool local, bool exact)
@@ -210,7 +212,8 @@ static int start_ex(struct scenario *s, const char *name, enum wire_type wire, c
     struct cluster_opts o = {.endpoint = s->endpoint, .expect_workers = 2, .key_file = key,
                              .wire = wire, .n_max = N_PREFILL, .heartbeat_ms = 200,
                              .heartbeat_timeout_ms = 3000, .local_shard = local,
-                             .exact = exact, .placement_file = placement_file};
+                             .exact = exact, .placement_file = placement_file,
+                             .split = split_batches};
     if (local)
         o.local_tp = s->local_tp = tp_new(1);
     if (cluster_start(s->m, &o, &s->c, &err)) {
@@ -325,6 +328,44 @@ static void test_local_exact(const char *name, bool local, bool exact)
         CHECK(!exact || same, "%s: exact mode is not bit-identical", name);
     }
     finish(&s);
+}
+
+/* Batches split in two and pipelined through each MoE layer (the 12-token prefill runs as two
+ * halves of 6, the second half's attention reading the first half's keys): the logits must be
+ * exactly the unsplit cluster's (every token's arithmetic is its own), and in exact mode exactly
+ * the in-process run's. */
+static void test_split(const char *name)
+{
+    struct scenario s = {0};
+    struct mp_error err = {0};
+    float *unsplit = NULL;
+    int same = 0;
+    if (start(&s, name, WIRE_F32, NULL) == 0) {
+        run_cluster(&s, &same, &err);
+        unsplit = s.got;
+        s.got = NULL;
+    }
+    finish(&s);
+    split_batches = true;
+    if (unsplit && start(&s, name, WIRE_F32, NULL) == 0) {
+        double e = run_cluster(&s, &same, &err);
+        size_t n = (size_t)N_TOK * s.m->hp.n_vocab;
+        CHECK(!memcmp(unsplit, s.got, n * sizeof(float)),
+              "%s: split batches differ from unsplit ones (%s)", name, err.msg);
+        printf("%-22s split: rel error %.3g against in-process, identical to unsplit\n", name, e);
+    }
+    finish(&s);
+    for (int local = 0; local < 2; local++) {
+        if (start_ex(&s, name, WIRE_F32, NULL, local, true) == 0) {
+            double e = run_cluster(&s, &same, &err);
+            printf("%-22s split exact%s: rel error %.3g%s\n", name, local ? " local shard" : "",
+                   e, same ? " (bit-identical)" : "");
+            CHECK(same, "%s: split exact mode is not bit-identical (%s)", name, err.msg);
+        }
+        finish(&s);
+    }
+    split_batches = false;
+    free(unsplit);
 }
 
 /* A placement file from `moepool placement plan` with every expert on two of {local, w1, w2}:
@@ -590,7 +631,7 @@ int main(int argc, char **argv)
 {
     if (argc != 4) {
         fprintf(stderr, "usage: cluster_test MOEPOOL_BINARY MODELS_DIR GROUP\n"
-                        "groups: wire:MODEL local exact placement lost restart stream refuse "
+                        "groups: wire:MODEL local exact split placement lost restart stream refuse "
                         "garbage curve\n");
         return 2;
     }
@@ -615,6 +656,13 @@ int main(int argc, char **argv)
         worker_env = "HWLOC_SYNTHETIC=pack:2 numa:1 core:1 pu:1";
         test_local_exact("lfm2moe-small-q4_k_m", false, true);
         worker_env = NULL;
+    } else if (!strcmp(group, "split")) {
+        test_split("lfm2moe-small-q4_k_m");
+        test_split("qwen3moe-tiny-q4_k_m");
+        /* A worker lost while both halves are out: the job fails cleanly, the next is exact. */
+        split_batches = true;
+        test_lost_worker(SIGKILL);
+        split_batches = false;
     } else if (!strcmp(group, "placement")) {
         test_placement();
     } else if (!strcmp(group, "lost")) {

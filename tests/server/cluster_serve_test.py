@@ -2,8 +2,9 @@
 """tests/server/cluster_serve_test.py MOEPOOL MODEL: `moepool serve --cluster` with two real
 `moepool worker` processes over ZeroMQ on loopback. Greedy chat output must equal the in-process
 server's exactly (--exact makes the cluster's expert sums bit-identical to eb_local's, see
-coordinator/cluster.h), /metrics shows both workers with jobs, and everything exits 0 on
-SIGTERM."""
+coordinator/cluster.h; --split pipelines each batch's halves, prompts included, through the
+routing statistics' backend, with the same output), /metrics shows both workers with jobs, and
+everything exits 0 on SIGTERM."""
 import http.client
 import json
 import re
@@ -63,7 +64,7 @@ def main():
     s.close()
     # The coordinator serves HTTP before its workers join: /health and completions say 503
     # with the reason until every worker is ready.
-    p, port = serve("--cluster", endpoint, "--expect-workers", "2", "--exact")
+    p, port = serve("--cluster", endpoint, "--expect-workers", "2", "--exact", "--split")
     st, body = get(port, "GET", "/health")
     check(st == 503 and "0 of 2 workers joined" in body, "health before workers: %d %s" % (st, body))
     st, body = get(port, "POST", "/v1/chat/completions",
