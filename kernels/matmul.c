@@ -175,11 +175,15 @@ static void multi_task(void *p, int ith, int nth)
     }
 }
 
-/* Single tokens: rows are the only parallelism; chunks sized so the whole step has about
- * CHUNKS_PER_THREAD per thread (few atomics), in whole cache lines of y. Batches: CHUNK_ROWS. */
+/* Chunks sized so the whole step has about CHUNKS_PER_THREAD per thread (few atomics), in whole
+ * cache lines of y, for single tokens (rows are the only parallelism) and for every repacked
+ * matrix: its gemm takes all tokens one 16-row group at a time, so a chunk's length does not
+ * change what stays in cache, while a long chunk is one long stream from memory (a 16-row chunk
+ * is 18 KB, too short for the hardware prefetcher: batched decode, about 4 tokens per expert,
+ * ran at the row-major speed with such chunks). Row-major batches: CHUNK_ROWS. */
 static int64_t chunk_rows_for(const struct kq_mm *mm, int64_t total_rows, int nth)
 {
-    if (mm->n_tok != 1)
+    if (mm->n_tok != 1 && mm->W->layout != KQ_LAYOUT_X16)
         return CHUNK_ROWS;
     int64_t chunk = total_rows / ((int64_t)nth * CHUNKS_PER_THREAD);
     chunk = (chunk + CHUNK_ROWS - 1) / CHUNK_ROWS * CHUNK_ROWS;
