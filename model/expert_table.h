@@ -38,8 +38,8 @@ struct expert_table {
 int expert_table_new(int64_t n_layer, int64_t n_expert, struct expert_table **out,
                      struct mp_error *err);
 
-/* Every expert of every MoE layer, pointing into the model's GGUF mapping: the file's bytes, or
- * the private view's repacked copy of those repack_model_experts repacked. */
+/* Every expert of every MoE layer: in the model's GGUF mapping (the file's bytes), or the
+ * repacked copy of those repack_model_experts repacked. */
 int expert_table_from_model(const struct model *m, struct expert_table **out, struct mp_error *err);
 
 void expert_table_free(struct expert_table *t); /* NULL-safe */

@@ -512,65 +512,24 @@ int gguf_open(const char *path, struct gguf_file **out, struct mp_error *err)
                             path, (long long)st.st_size);
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    /* A second, private view of the same pages for tensors repacked in place (gguf_writable): a
-     * page written there becomes this process's own copy while `base` keeps the file's bytes
-     * (which a coordinator streams to workers and the fingerprint hashes). Pages never written
-     * are the page cache's, shared by both views; the view costs address space only. Read-only
-     * until gguf_writable, so a stray write to a weight faults. */
-    void *priv = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED || priv == MAP_FAILED) {
-        int e = errno;
-        if (map != MAP_FAILED)
-            munmap(map, (size_t)st.st_size);
-        if (priv != MAP_FAILED)
-            munmap(priv, (size_t)st.st_size);
-        return mp_error_set(err, MP_EIO, "%s: cannot map: %s", path, strerror(e));
-    }
+    if (map == MAP_FAILED)
+        return mp_error_set(err, MP_EIO, "%s: cannot map: %s", path, strerror(errno));
     int rc = gguf_parse(map, (size_t)st.st_size, path, out, err);
     if (rc) {
         munmap(map, (size_t)st.st_size);
-        munmap(priv, (size_t)st.st_size);
         return rc;
     }
-    (*out)->priv = priv;
     (*out)->mapped = true;
     return 0;
-}
-
-void *gguf_writable(struct gguf_file *f, const void *p, size_t len, struct mp_error *err)
-{
-    const uint8_t *b = p;
-    if (!f->mapped) {
-        mp_error_set(err, MP_EUNSUPPORTED, "%s: not a file mapping", f->path);
-        return NULL;
-    }
-    if (b < f->base || len > f->size || (size_t)(b - f->base) > f->size - len) {
-        mp_error_set(err, MP_ERANGE, "%s: %zu bytes outside the mapping", f->path, len);
-        return NULL;
-    }
-    uint8_t *w = f->priv + (b - f->base);
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t start = (uintptr_t)w & ~(page - 1);
-    const uintptr_t end = ((uintptr_t)w + len + page - 1) & ~(page - 1);
-    /* Each page stays the file's until its first write, which copies it (and charges it to this
-     * process's committed memory): only what is written costs memory. */
-    if (len && mprotect((void *)start, end - start, PROT_READ | PROT_WRITE)) {
-        mp_error_set(err, MP_ENOMEM, "%s: cannot make %zu bytes writable: %s", f->path, len,
-                     strerror(errno));
-        return NULL;
-    }
-    return w;
 }
 
 void gguf_close(struct gguf_file *f)
 {
     if (!f)
         return;
-    if (f->mapped) {
+    if (f->mapped)
         munmap((void *)f->base, f->size);
-        munmap(f->priv, f->size);
-    }
     free(f->kv);
     free(f->strs);
     free(f->tensors);

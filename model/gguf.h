@@ -1,8 +1,7 @@
 /* model/gguf.h: a validating reader for GGUF v2/v3 files (spec: ../shared/docs/gguf.md §1).
  *
  * The file is memory-mapped once; keys, strings and tensor data are views into that mapping, so
- * weights are never copied (a second, private view takes the few tensors repacked in place:
- * gguf_writable). Every count, length, offset and size is checked against the bytes
+ * weights are never copied. Every count, length, offset and size is checked against the bytes
  * that are really there (and for overflow) before use: a parsed struct gguf_file can be trusted by
  * the rest of the program. Errors name the file and the offending key or tensor. */
 #ifndef GGUF_H
@@ -89,7 +88,6 @@ struct gguf_file {
     uint32_t *by_name;       /* tensor indices sorted by name, for lookups */
     struct gguf_str *strs;   /* storage for string-array views */
     bool mapped;
-    uint8_t *priv;           /* the private view (gguf_writable), when mapped */
 };
 
 /* Maps and validates a file. On failure returns a negative MP_E* and fills err. */
@@ -100,13 +98,6 @@ int gguf_parse(const void *buf, size_t size, const char *label, struct gguf_file
                struct mp_error *err);
 
 void gguf_close(struct gguf_file *f); /* NULL-safe */
-
-/* For bytes [p, p + len) of the mapping (of a file opened by gguf_open): the same bytes in the
- * file's private view, made writable. What is written there stays in this process (copied page
- * by page on first write) and never reaches the file or `base`, which keeps the file's bytes.
- * Whoever writes reads the result there. NULL with err filled for a gguf_parse buffer or a range
- * outside the mapping. */
-void *gguf_writable(struct gguf_file *f, const void *p, size_t len, struct mp_error *err);
 
 const struct gguf_kv *gguf_find(const struct gguf_file *f, const char *key);
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "model/arch.h"
 
@@ -106,10 +107,7 @@ static int bind_experts(const struct model *m, const char *name, int64_t n_cols,
         return rc;
     size_t row_bytes = kq_row_bytes(t->type, n_cols);
     *out = (struct expert_matrix){.data = t->data,
-                                  .data_x16 = m->gguf->priv
-                                                  ? m->gguf->priv + (t->data - m->gguf->base)
-                                                  : NULL,
-                                  .x16 = calloc((size_t)ne[2], 1),
+                                  .x16 = calloc((size_t)ne[2], sizeof(*out->x16)),
                                   .type = (enum kq_type)t->type,
                                   .n_cols = n_cols, .n_rows = n_rows, .n_expert = ne[2],
                                   .row_bytes = row_bytes, .expert_bytes = row_bytes * n_rows};
@@ -118,8 +116,8 @@ static int bind_experts(const struct model *m, const char *name, int64_t n_cols,
 
 struct kq_matrix model_expert(const struct expert_matrix *x, int64_t e)
 {
-    const bool x16 = x->x16 && x->x16[e];
-    return (struct kq_matrix){.data = (x16 ? x->data_x16 : x->data) + (size_t)e * x->expert_bytes,
+    const uint8_t *x16 = x->x16 ? x->x16[e] : NULL;
+    return (struct kq_matrix){.data = x16 ? x16 : x->data + (size_t)e * x->expert_bytes,
                               .type = x->type, .n_cols = x->n_cols, .n_rows = x->n_rows,
                               .row_bytes = x->row_bytes,
                               .layout = x16 ? KQ_LAYOUT_X16 : KQ_LAYOUT_ROWS};
@@ -368,6 +366,10 @@ void model_close(struct model *m)
         free(m->layers[il].down_exps.x16);
     }
     free(m->layers);
+    for (size_t i = 0; m->repack && i < m->repack->n_regions; i++)
+        munmap(m->repack->regions[i].p, m->repack->regions[i].bytes);
+    if (m->repack)
+        free(m->repack->regions);
     free(m->repack);
     free(m);
 }

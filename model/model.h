@@ -1,7 +1,7 @@
 /* model/model.h: a loaded model: hyperparameters, per-layer weight views, and the architecture
  * that bound them. Weights are borrowed views into the GGUF mapping (struct kq_matrix); nothing
- * is copied. Matrices repacked for the x16 kernels (model/repack.h) point into the mapping's
- * private view instead and say so in their `layout`. Field names keep GGUF's names (n_embd, n_head_kv, n_ff_exp) so this reads beside
+ * is copied. Matrices repacked for the x16 kernels (model/repack.h) point to their repacked copy
+ * in anonymous memory instead (the file's pages are then dropped) and say so in their `layout`. Field names keep GGUF's names (n_embd, n_head_kv, n_ff_exp) so this reads beside
  * ../shared/docs/models/. */
 #ifndef MODEL_H
 #define MODEL_H
@@ -44,9 +44,8 @@ struct hparams {
 
 /* The experts of one MoE layer for one projection: n_expert matrices stored back to back. */
 struct expert_matrix {
-    const uint8_t *data; /* expert 0 in the mapping: the file's bytes */
-    uint8_t *data_x16;   /* the same place in the mapping's private view, NULL if none */
-    uint8_t *x16;        /* [n_expert]: 1 once expert e is repacked there (model/repack.h) */
+    const uint8_t *data;  /* expert 0 in the mapping: the file's bytes */
+    const uint8_t **x16;  /* [n_expert]: expert e's repacked copy (model/repack.h), else NULL */
     enum kq_type type;
     int64_t n_cols;
     int64_t n_rows;
@@ -82,6 +81,11 @@ struct model_repack {
     int64_t n_repacked, n_kept; /* matrices put in the x16 layout / left row-major */
     uint64_t bytes;             /* bytes repacked */
     double seconds;
+    struct repack_region {      /* anonymous memory holding repacked copies */
+        void *p;
+        size_t bytes;
+    } *regions;
+    size_t n_regions;
 };
 
 struct model {

@@ -22,16 +22,16 @@
 #define PIECE_BYTES (4u << 20) /* big enough to amortise a piece, small enough to balance */
 #define MAX_THREADS 64
 
-/* One matrix (or n_mat matrices back to back, as an expert tensor) to repack in place, and
- * the model's record of it (if any) to point there once it is done. */
+/* One matrix to repack from src into data (the same bytes for a shard: in place), and the
+ * model's record of it (if any) to point to data once it is done. */
 struct item {
+    const uint8_t *src;
     uint8_t *data;
     enum kq_type type;
     int64_t n_cols, n_rows;
-    int64_t n_mat;
-    struct kq_matrix *dense; /* points here once repacked */
-    uint8_t *flag;           /* set to 1 once repacked */
-    bool in_mapping;         /* in the GGUF mapping's private view (else the caller's memory) */
+    struct kq_matrix *dense; /* points to data once repacked */
+    const uint8_t **slot;    /* an expert's x16 pointer, set to data once repacked */
+    bool from_file;          /* src is the GGUF mapping: drop its pages once copied */
 };
 
 struct item_list {
@@ -96,14 +96,14 @@ static int list_add(struct item_list *l, struct item it, struct mp_error *err)
     return 0;
 }
 
-/* Copies the piece's pages of the private view in one call instead of one fault per 4 KiB page
- * (1.3 million for the 8B model's experts: most of the repacking's time went there). Advice
- * only: where the kernel lacks it, the writes fault the pages in as before. */
-static void populate(uint8_t *p, size_t len)
+/* Unmaps the file's pages just repacked from this process (the page cache keeps them): RSS then
+ * holds the repacked copy only, not both. A page shared with a neighbouring tensor is simply
+ * faulted in again if that one is read. */
+static void drop_file_pages(const uint8_t *p, size_t len)
 {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     const uintptr_t start = (uintptr_t)p & ~(page - 1), end = (uintptr_t)p + len;
-    madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
 static void *repack_thread(void *arg)
@@ -112,11 +112,11 @@ static void *repack_thread(void *arg)
     for (size_t i; (i = atomic_fetch_add(&r->next, 1)) < r->n;) {
         const struct piece *p = &r->p[i];
         const size_t row_bytes = kq_row_bytes(p->it->type, p->it->n_cols);
-        uint8_t *at = p->it->data + (size_t)p->row0 * row_bytes;
-        if (p->it->in_mapping)
-            populate(at, (size_t)p->n_rows * row_bytes);
-        if (kq_x16_repack(p->it->type, p->it->n_cols, p->n_rows, at, at))
+        const size_t at = (size_t)p->row0 * row_bytes, len = (size_t)p->n_rows * row_bytes;
+        if (kq_x16_repack(p->it->type, p->it->n_cols, p->n_rows, p->it->src + at, p->it->data + at))
             atomic_store(&r->failed, 1);
+        else if (p->it->from_file)
+            drop_file_pages(p->it->src + at, len);
     }
     return NULL;
 }
@@ -136,6 +136,35 @@ static size_t cut_pieces(const struct item_list *l, struct piece *out)
         }
     }
     return n;
+}
+
+/* Gives every item of l its place in one new anonymous region, kept in m->repack until
+ * model_close. Huge pages where the kernel allows: a few thousand faults for gigabytes instead
+ * of a million. */
+static int place_in_region(const struct model *m, struct item_list *l, struct mp_error *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < l->n; i++)
+        total += (l->v[i].n_rows * kq_row_bytes(l->v[i].type, l->v[i].n_cols) + 63) / 64 * 64;
+    if (!total)
+        return 0;
+    struct model_repack *r = m->repack;
+    struct repack_region *v = realloc(r->regions, (r->n_regions + 1) * sizeof(*v));
+    if (!v)
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    r->regions = v;
+    void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return mp_error_set(err, MP_ENOMEM, "out of memory for %zu bytes of repacked weights",
+                            total);
+    madvise(p, total, MADV_HUGEPAGE); /* advice only */
+    r->regions[r->n_regions++] = (struct repack_region){p, total};
+    size_t off = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        l->v[i].data = (uint8_t *)p + off;
+        off += (l->v[i].n_rows * kq_row_bytes(l->v[i].type, l->v[i].n_cols) + 63) / 64 * 64;
+    }
+    return 0;
 }
 
 /* Repacks every item of l on up to n_threads threads (0: one per online CPU) and fills st. On
@@ -168,7 +197,7 @@ static int run_items(const struct item_list *l, int n_threads, struct repack_sta
     st->n_threads = started + 1;
     st->seconds = now_s() - t0;
     for (size_t i = 0; i < l->n; i++) {
-        st->n_repacked += l->v[i].n_mat;
+        st->n_repacked++;
         st->bytes += (uint64_t)l->v[i].n_rows * kq_row_bytes(l->v[i].type, l->v[i].n_cols);
     }
     if (atomic_load(&r.failed))
@@ -220,12 +249,15 @@ static int consider_dense(const struct model *m, struct kq_matrix *W, struct ite
         st->n_kept++;
         return 0;
     }
-    uint8_t *data = gguf_writable(m->gguf, W->data, (size_t)W->n_rows * W->row_bytes, err);
-    if (!data)
-        return err ? err->code : MP_ENOMEM;
-    return list_add(
-        l, (struct item){data, W->type, W->n_cols, W->n_rows, 1, .dense = W, .in_mapping = true},
-        err);
+    (void)m;
+    return list_add(l,
+                    (struct item){.src = W->data,
+                                  .type = W->type,
+                                  .n_cols = W->n_cols,
+                                  .n_rows = W->n_rows,
+                                  .dense = W,
+                                  .from_file = true},
+                    err);
 }
 
 /* The dense matrices the forward pass multiplies by, in the model. An untied token embedding is
@@ -266,6 +298,8 @@ static int repack_dense_locked(struct model *m, int n_threads, struct mp_error *
     for (size_t i = 0; !rc && i < n; i++)
         rc = consider_dense(m, W[i], &l, &st, err);
     const bool tied = m->tok_embd.data == m->output.data;
+    if (!rc)
+        rc = place_in_region(m, &l, err);
     if (!rc)
         rc = run_items(&l, n_threads, &st, err);
     if (!rc) {
@@ -309,10 +343,8 @@ static int consider_experts(const struct model *m, int64_t il, struct expert_mat
                             const struct expert_table *t, struct item_list *l,
                             struct repack_stats *st, struct mp_error *err)
 {
-    const bool ok = x->data_x16 && kq_x16_supported(x->type, x->n_cols, x->n_rows);
-    /* Writable once per tensor, even for a few of its experts: a page costs only when written. */
-    if (ok && !gguf_writable(m->gguf, x->data, (size_t)x->n_expert * x->expert_bytes, err))
-        return err ? err->code : MP_ENOMEM;
+    (void)m;
+    const bool ok = kq_x16_supported(x->type, x->n_cols, x->n_rows);
     for (int64_t e = 0; e < x->n_expert; e++) {
         if ((t && !expert_table_holds(t, il, e)) || x->x16[e])
             continue;
@@ -321,8 +353,12 @@ static int consider_experts(const struct model *m, int64_t il, struct expert_mat
             st->n_kept++;
         else
             rc = list_add(l,
-                          (struct item){x->data_x16 + (size_t)e * x->expert_bytes, x->type,
-                                        x->n_cols, x->n_rows, 1, .flag = &x->x16[e]},
+                          (struct item){.src = x->data + (size_t)e * x->expert_bytes,
+                                        .type = x->type,
+                                        .n_cols = x->n_cols,
+                                        .n_rows = x->n_rows,
+                                        .slot = &x->x16[e],
+                                        .from_file = true},
                           err);
         if (rc)
             return rc;
@@ -340,9 +376,11 @@ static int repack_experts_locked(const struct model *m, struct expert_table *t, 
         for (int j = 0; !rc && m->hp.is_moe[il] && j < 3; j++)
             rc = consider_experts(m, il, projection(&m->layers[il], j), t, &l, &st, err);
     if (!rc)
+        rc = place_in_region(m, &l, err);
+    if (!rc)
         rc = run_items(&l, n_threads, &st, err);
     for (size_t i = 0; !rc && i < l.n; i++)
-        *l.v[i].flag = 1;
+        *l.v[i].slot = l.v[i].data;
     for (int64_t i = 0; !rc && t && i < t->n_layer * t->n_expert; i++)
         if (t->w[i].gate)
             t->w[i] = expert_weights_of(&m->layers[i / t->n_expert], i % t->n_expert);
@@ -387,8 +425,11 @@ int repack_expert_table(struct expert_table *t, const struct model *m, int n_thr
                 st.n_kept++;
             else /* the caller's own writable memory (repack.h) */
                 rc = list_add(&l,
-                              (struct item){(uint8_t *)(uintptr_t)data[j], x->type, x->n_cols,
-                                            x->n_rows, 1, NULL, NULL, false},
+                              (struct item){.src = data[j],
+                                            .data = (uint8_t *)(uintptr_t)data[j],
+                                            .type = x->type,
+                                            .n_cols = x->n_cols,
+                                            .n_rows = x->n_rows},
                               err);
         }
     }

@@ -15,10 +15,11 @@
  * A cluster coordinator runs the forward pass but no in-process table: it never touches the
  * experts it does not hold (it streams them to workers from its mapping, as the file has them).
  *
- * The model's matrices are repacked in the mapping's private view (gguf_writable) and their
- * kq_matrix / expert_matrix then point there: a repacked page becomes this process's anonymous
- * memory, every untouched page stays the page cache's, nothing is written back, and the mapping
- * itself keeps the file's bytes (a coordinator streams expert bytes from it; fingerprints).
+ * The model's matrices are repacked from the mapping into anonymous memory (huge pages where
+ * the kernel allows) and their kq_matrix / expert_matrix then point there; the file's pages
+ * just read are dropped from this process (MADV_DONTNEED; the page cache keeps them), so RSS
+ * holds one copy. The mapping itself is never written: it keeps the file's bytes (a coordinator
+ * streams expert bytes from it; fingerprints).
  *
  * MOEPOOL_LAYOUT=rows (read once) keeps everything row-major, for A/B benchmarks and debugging;
  * unset or x16: x16 wherever supported. The model's totals (matrices and bytes repacked, kept
@@ -57,7 +58,7 @@ struct repack_stats {
  * the model must not be used any more. */
 int repack_model_dense(const struct model *m, int n_threads, struct mp_error *err);
 
-/* The same for the model's experts, in its mapping's private view: every expert (t NULL), or
+/* The same for the model's experts: every expert (t NULL), or
  * those t holds, t being a table of the model's own experts (expert_table_from_model, some
  * entries cleared), whose entries are then updated. Each expert is repacked once whatever the
  * calls; expert_table_from_model gives the repacked ones from then on. */
