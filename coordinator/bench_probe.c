@@ -48,6 +48,17 @@ static void probe_slice(void *ctx, int ith, int nth)
     t->sink[ith % 64] = a[0] ^ a[1];
 }
 
+/* Every 8 bytes different (an LCG), so no page can be merged with another (KSM in the kernel or
+ * the hypervisor) and read from cache instead of memory; memset(1) left that possible. */
+static void fill_distinct(void *buf, size_t bytes)
+{
+    uint64_t *w = buf, x = 0x9E3779B97F4A7C15u;
+    for (size_t i = 0; i < bytes / sizeof(*w); i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        w[i] = x;
+    }
+}
+
 /* The measurement itself, in the child: best of a few passes over a freshly touched buffer. */
 static double probe_in_child(int n_threads, size_t bytes)
 {
@@ -58,10 +69,10 @@ static double probe_in_child(int n_threads, size_t bytes)
     if (buf == MAP_FAILED || !tp)
         return 0;
     /* The weights live in transparent huge pages where the kernel allows it (model/repack.c), so
-     * the probe reads from them too: with 4 KiB pages it measured ~32 GB/s where a decode step
-     * streamed its weights at ~39 GB/s (TLB misses). */
+     * the probe reads from them too: with 4 KiB pages it measured ~32 GB/s in minutes when a
+     * decode step streamed its weights at ~39 GB/s (TLB misses). */
     madvise(buf, bytes, MADV_HUGEPAGE);
-    memset(buf, 1, bytes); /* fault every page in: the passes then measure reads only */
+    fill_distinct(buf, bytes); /* fault every page in: the passes then measure reads only */
     t.buf = buf;
     for (int pass = 0; pass < PROBE_PASSES; pass++) {
         double t0 = now_s();
