@@ -32,12 +32,10 @@
 
 #include "kernels/kq_impl.h"
 #include "kernels/kq_x16.h"
+#include "kernels/kq_x16_k4.h"
 
 #define R KQ_X16_ROWS
 #define GROUP_BLOCK_BYTES (R * sizeof(struct kq_block_q5_K))
-#define OFF_D 0
-#define OFF_DMIN 32
-#define OFF_SW 64
 #define OFF_QH 256
 #define OFF_QS 768
 _Static_assert(OFF_QS + 32 * 64 == 16 * 176, "a group's block is 16 Q5_K blocks");
@@ -50,14 +48,10 @@ static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
             const struct kq_block_q5_K *x =
                 (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
                                (size_t)b * sizeof(struct kq_block_q5_K));
-            memcpy(g + OFF_D + 2 * i, &x->d, 2);
-            memcpy(g + OFF_DMIN + 2 * i, &x->dmin, 2);
-            for (int k = 0; k < 3; k++)
-                memcpy(g + OFF_SW + 64 * k + 4 * i, x->scales + 4 * k, 4);
+            k4_put_head(g, i, &x->d, &x->dmin, x->scales);
             for (int j = 0; j < 8; j++)
                 memcpy(g + OFF_QH + 64 * j + 4 * i, x->qh + 4 * j, 4);
-            for (int v = 0; v < 32; v++)
-                memcpy(g + OFF_QS + 64 * v + 4 * i, x->qs + 32 * (v / 8) + 4 * (v % 8), 4);
+            k4_put_qs(g + OFF_QS, i, x->qs);
         }
     }
 }
@@ -65,14 +59,10 @@ static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
 /* Row i's Q5_K block b, as GGUF stores it. */
 static void block_of_row(const uint8_t *g, int i, struct kq_block_q5_K *x)
 {
-    memcpy(&x->d, g + OFF_D + 2 * i, 2);
-    memcpy(&x->dmin, g + OFF_DMIN + 2 * i, 2);
-    for (int k = 0; k < 3; k++)
-        memcpy(x->scales + 4 * k, g + OFF_SW + 64 * k + 4 * i, 4);
+    k4_get_head(g, i, &x->d, &x->dmin, x->scales);
     for (int j = 0; j < 8; j++)
         memcpy(x->qh + 4 * j, g + OFF_QH + 64 * j + 4 * i, 4);
-    for (int v = 0; v < 32; v++)
-        memcpy(x->qs + 32 * (v / 8) + 4 * (v % 8), g + OFF_QS + 64 * v + 4 * i, 4);
+    k4_get_qs(g + OFF_QS, i, x->qs);
 }
 
 static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
@@ -82,22 +72,6 @@ static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
         struct kq_block_q5_K x;
         block_of_row((const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES, i, &x);
         f->to_f32(&x, y + b * QK_K, QK_K);
-    }
-}
-
-/* The 6-bit scales sc[s][i] and mins m[s][i] of one group block, 16 rows per sub-block. */
-static void unpack_scales(const uint8_t *g, int32_t sc[8][R], int32_t m[8][R])
-{
-    for (int i = 0; i < R; i++) {
-        uint8_t bytes[12];
-        for (int k = 0; k < 3; k++)
-            memcpy(bytes + 4 * k, g + OFF_SW + 64 * k + 4 * i, 4);
-        for (int s = 0; s < 8; s++) {
-            uint8_t a, b;
-            kq_scale_min_k4(s, bytes, &a, &b);
-            sc[s][i] = a;
-            m[s][i] = b;
-        }
     }
 }
 
@@ -148,7 +122,7 @@ static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_st
             const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
             int32_t sc[8][R], m[8][R];
             uint8_t q[R][QK_K];
-            unpack_scales(g, sc, m);
+            k4_unpack_scales(g, sc, m);
             unpack_weights(g, q);
             for (int t = 0; t < nt; t++) {
                 const int tok = t0 + t;
@@ -159,8 +133,8 @@ static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_st
                            (const int32_t(*)[R])m, &a[b], sumi, summ);
                 for (int i = 0; i < R; i++) {
                     uint16_t d, dmin;
-                    memcpy(&d, g + OFF_D + 2 * i, 2);
-                    memcpy(&dmin, g + OFF_DMIN + 2 * i, 2);
+                    memcpy(&d, g + K4_OFF_D + 2 * i, 2);
+                    memcpy(&dmin, g + K4_OFF_DMIN + 2 * i, 2);
                     const float dd = kq_f16_to_f32(d) * a[b].d;
                     const float dm = kq_f16_to_f32(dmin) * a[b].d;
                     acc[t][i] = fmaf(dd, (float)sumi[i], acc[t][i]);
