@@ -38,6 +38,7 @@ struct bench_result {
     double tok_s[BENCH_MAX_REPS], prompt_tok_s[BENCH_MAX_REPS];
     long long peak_rss;
     double bytes_per_token_layer;
+    double read_bw; /* the roofline's bandwidth for this test (see probe_around) */
 };
 
 /* What every line shares: the machine's and the model's side of the roofline. */
@@ -103,7 +104,7 @@ static bool has_roofline(const struct bench_test *t)
 static void print_json(const struct bench_args *a, const struct bench_env *e,
                        const struct bench_test *t, const struct bench_result *r)
 {
-    double lo, hi, roof = e->read_bw / e->bytes.per_token, med = bench_median(r->tok_s, a->shape.reps);
+    double lo, hi, roof = r->read_bw / e->bytes.per_token, med = bench_median(r->tok_s, a->shape.reps);
     bench_min_max(r->tok_s, a->shape.reps, &lo, &hi);
     printf("{\"engine\":\"moepool\",\"model\":\"");
     bench_json_str(stdout, e->model_name);
@@ -116,7 +117,7 @@ static void print_json(const struct bench_args *a, const struct bench_env *e,
         printf("%s%.3f", i ? "," : "", r->tok_s[i]);
     printf("],\"peak_rss_bytes\":%lld,\"read_bw_bytes_per_s\":%.0f,"
            "\"decode_bytes_per_token\":%.0f",
-           r->peak_rss, e->read_bw, e->bytes.per_token);
+           r->peak_rss, r->read_bw, e->bytes.per_token);
     if (t->kind == BENCH_DECODE && t->n_seq > 1)
         printf(",\"prompt_tokens_per_s\":%.3f", bench_median(r->prompt_tok_s, a->shape.reps));
     if (has_roofline(t))
@@ -154,7 +155,7 @@ static void print_row(const struct bench_args *a, const struct bench_env *e,
     char roof[16] = "", prompt[16] = "";
     bench_min_max(r->tok_s, a->shape.reps, &lo, &hi);
     if (has_roofline(t))
-        snprintf(roof, sizeof(roof), "%.1f%%", 100 * med * e->bytes.per_token / e->read_bw);
+        snprintf(roof, sizeof(roof), "%.1f%%", 100 * med * e->bytes.per_token / r->read_bw);
     if (t->kind == BENCH_DECODE && t->n_seq > 1) /* the batch's prompt phase, as S_PP */
         snprintf(prompt, sizeof(prompt), "%.2f", bench_median(r->prompt_tok_s, a->shape.reps));
     printf("%-10s %10.2f %10.2f %10.2f %9s %8.2f GB %11s", t->name, med, lo, hi, roof,
@@ -179,12 +180,30 @@ static void log_timing(const char *test, const struct cluster_timing *t0,
     mp_info("bench %s: %s", test, line);
 }
 
+/* A shared machine's memory bandwidth moves with the minute (this VM's probe read 35 GB/s in some
+ * minutes and 60 in others), so a single-stream decode test is compared with probes taken just
+ * before and just after it, not with the one at start-up: the roofline is their mean. */
+static int probe_around(const struct bench_args *a, double before, double *bw,
+                        struct mp_error *err)
+{
+    double after;
+    int rc = bench_read_bandwidth(a->shape.threads, (size_t)a->probe_mib << 20, &after, err);
+    if (!rc)
+        *bw = 0.5 * (before + after);
+    return rc;
+}
+
 static int run_test(struct bench_ctx *c, struct bench_backend *be, const struct bench_args *a,
-                    const struct bench_test *t, struct bench_result *r, struct mp_error *err)
+                    const struct bench_env *e, const struct bench_test *t,
+                    struct bench_result *r, struct mp_error *err)
 {
     uint64_t bytes0, tl0, bytes1, tl1;
     struct cluster_timing t0, t1;
+    double before = e->read_bw;
     int rc = 0;
+    r->read_bw = e->read_bw;
+    if (has_roofline(t))
+        rc = bench_read_bandwidth(a->shape.threads, (size_t)a->probe_mib << 20, &before, err);
     bench_backend_traffic(be, &bytes0, &tl0);
     bench_backend_timing(be, &t0);
     for (int i = 0; i < a->shape.reps && !rc; i++)
@@ -192,6 +211,8 @@ static int run_test(struct bench_ctx *c, struct bench_backend *be, const struct 
                                     : bench_decode(c, t->n_seq, t->n_prompt, t->n_gen,
                                                    &r->prompt_tok_s[i], &r->tok_s[i], err);
     r->peak_rss = bench_peak_rss();
+    if (!rc && has_roofline(t))
+        rc = probe_around(a, before, &r->read_bw, err);
     bench_backend_traffic(be, &bytes1, &tl1);
     r->bytes_per_token_layer = tl1 > tl0 ? (double)(bytes1 - bytes0) / (double)(tl1 - tl0) : 0;
     bench_backend_timing(be, &t1);
@@ -243,7 +264,7 @@ static int run_all(const struct bench_args *a, struct bench_session *s, struct b
     }
     for (int i = 0; i < n_tests && !rc; i++) {
         struct bench_result r;
-        if (!(rc = run_test(&s->c, &s->be, a, &tests[i], &r, err)))
+        if (!(rc = run_test(&s->c, &s->be, a, e, &tests[i], &r, err)))
             a->json ? print_json(a, e, &tests[i], &r) : print_row(a, e, &tests[i], &r);
     }
     return rc;
