@@ -143,11 +143,11 @@ static inline int kq_nearest_int(float v)
 
 /* ---- x16 layout (kq_x16.h): one entry per format that has it, filled like the dot table ---- */
 
-/* Repacks one group: 16 row-major rows (src, row_bytes apart) into the group's bytes at dst
- * (16 × row_bytes, no overlap with src). */
-typedef void (*kq_x16_repack_fn)(int64_t n_cols, const void *src, size_t row_bytes, void *dst);
-/* Dequantizes row i (0..15) of the group at w into y (n_cols floats). */
-typedef void (*kq_x16_row_fn)(int64_t n_cols, const void *w, int i, float *y);
+/* Row i (0..15) of a group's column block gb (the 16 × block_bytes the rows' blocks took) from
+ * or into that row's block as GGUF stores it. This is all a format's file says about its group
+ * layout; kq_x16.c repacks whole matrices and dequantizes rows with it. */
+typedef void (*kq_x16_put_fn)(void *gb, int i, const void *block);
+typedef void (*kq_x16_get_fn)(const void *gb, int i, void *block);
 /* y[t·y_stride + i] = dot(row i of the group at w, activation row t) for i < 16, t < n_tok;
  * activation row t is at xq + (rows ? rows[t] : t)·act_stride, converted to the format's
  * act_type. Outputs must not depend on n_tok or on a token's place in the call, and every SIMD
@@ -157,8 +157,8 @@ typedef void (*kq_x16_gemm_fn)(int64_t n_cols, const void *w, const uint8_t *xq,
                                size_t y_stride);
 
 struct kq_x16_ops {
-    kq_x16_repack_fn repack; /* NULL: no x16 layout for this format */
-    kq_x16_row_fn row_to_f32;
+    kq_x16_put_fn put_block; /* NULL: no x16 layout for this format */
+    kq_x16_get_fn get_block;
     kq_x16_gemm_fn gemm;
 };
 

@@ -40,7 +40,7 @@ void kq_x16_init_level(enum kq_level level)
 const struct kq_x16_ops *kq_x16_ops(enum kq_type type)
 {
     kq_init();
-    if ((unsigned)type >= KQ_TYPE_COUNT || !x16_table[type].repack)
+    if ((unsigned)type >= KQ_TYPE_COUNT || !x16_table[type].put_block)
         return NULL;
     return &x16_table[type];
 }
@@ -51,20 +51,28 @@ bool kq_x16_supported(enum kq_type type, int64_t n_cols, int64_t n_rows)
            n_rows % KQ_X16_ROWS == 0;
 }
 
+/* The largest row-major block of a format with x16 kernels (Q6_K: 210 bytes). */
+#define BLOCK_MAX 256
+
 int kq_x16_repack(enum kq_type type, int64_t n_cols, int64_t n_rows, const void *src, void *dst)
 {
     if (!kq_x16_supported(type, n_cols, n_rows))
         return -1;
     const struct kq_x16_ops *ops = kq_x16_ops(type);
-    const size_t row_bytes = kq_row_bytes(type, n_cols);
+    const size_t block_bytes = (size_t)kq_ref_table[type].block_bytes;
+    const int64_t n_blocks = n_cols / kq_ref_table[type].block_elems;
+    const size_t row_bytes = (size_t)n_blocks * block_bytes;
     const size_t group_bytes = KQ_X16_ROWS * row_bytes;
-    void *scratch = malloc(group_bytes);
+    uint8_t *scratch = malloc(group_bytes);
     if (!scratch)
         return -1;
     for (int64_t g = 0; g < n_rows / KQ_X16_ROWS; g++) {
-        const uint8_t *s = (const uint8_t *)src + (size_t)g * group_bytes;
-        memcpy(scratch, s, group_bytes); /* src and dst may be the same bytes */
-        ops->repack(n_cols, scratch, row_bytes, (uint8_t *)dst + (size_t)g * group_bytes);
+        uint8_t *group = (uint8_t *)dst + (size_t)g * group_bytes;
+        memcpy(scratch, (const uint8_t *)src + (size_t)g * group_bytes, group_bytes); /* src may be dst */
+        for (int64_t b = 0; b < n_blocks; b++)
+            for (int i = 0; i < KQ_X16_ROWS; i++)
+                ops->put_block(group + (size_t)b * KQ_X16_ROWS * block_bytes, i,
+                               scratch + (size_t)i * row_bytes + (size_t)b * block_bytes);
     }
     free(scratch);
     return 0;
@@ -73,7 +81,14 @@ int kq_x16_repack(enum kq_type type, int64_t n_cols, int64_t n_rows, const void 
 void kq_x16_row_to_f32(enum kq_type type, int64_t n_cols, const void *data, int64_t r, float *y)
 {
     const struct kq_x16_ops *ops = kq_x16_ops(type);
-    const size_t group_bytes = KQ_X16_ROWS * kq_row_bytes(type, n_cols);
-    ops->row_to_f32(n_cols, (const uint8_t *)data + (size_t)(r / KQ_X16_ROWS) * group_bytes,
-                    (int)(r % KQ_X16_ROWS), y);
+    const struct kq_format *f = &kq_ref_table[type];
+    const size_t gb_bytes = KQ_X16_ROWS * (size_t)f->block_bytes;
+    const int64_t n_blocks = n_cols / f->block_elems;
+    const uint8_t *group = (const uint8_t *)data + (size_t)(r / KQ_X16_ROWS) * n_blocks * gb_bytes;
+    _Alignas(64) uint8_t block[BLOCK_MAX];
+    _Static_assert(sizeof(struct kq_block_q6_K) <= BLOCK_MAX, "room for a row-major block");
+    for (int64_t b = 0; b < n_blocks; b++) {
+        ops->get_block(group + (size_t)b * gb_bytes, (int)(r % KQ_X16_ROWS), block);
+        f->to_f32(block, y + b * f->block_elems, f->block_elems);
+    }
 }

@@ -36,35 +36,18 @@
 #define OFF_QS 256
 _Static_assert(OFF_QS + 32 * 64 == 16 * 144, "a group's block is 16 Q4_K blocks");
 
-static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
+static void put_block(void *gb, int i, const void *block)
 {
-    for (int64_t b = 0; b < n_cols / QK_K; b++) {
-        uint8_t *g = (uint8_t *)dst + (size_t)b * GROUP_BLOCK_BYTES;
-        for (int i = 0; i < R; i++) {
-            const struct kq_block_q4_K *x =
-                (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
-                               (size_t)b * sizeof(struct kq_block_q4_K));
-            k4_put_head(g, i, &x->d, &x->dmin, x->scales);
-            k4_put_qs(g + OFF_QS, i, x->qs);
-        }
-    }
+    const struct kq_block_q4_K *x = block;
+    k4_put_head(gb, i, &x->d, &x->dmin, x->scales);
+    k4_put_qs((uint8_t *)gb + OFF_QS, i, x->qs);
 }
 
-/* Row i's Q4_K block b, as GGUF stores it. */
-static void block_of_row(const uint8_t *g, int i, struct kq_block_q4_K *x)
+static void get_block(const void *gb, int i, void *block)
 {
-    k4_get_head(g, i, &x->d, &x->dmin, x->scales);
-    k4_get_qs(g + OFF_QS, i, x->qs);
-}
-
-static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
-{
-    const struct kq_format *f = &kq_ref_table[KQ_Q4_K];
-    for (int64_t b = 0; b < n_cols / QK_K; b++) {
-        struct kq_block_q4_K x;
-        block_of_row((const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES, i, &x);
-        f->to_f32(&x, y + b * QK_K, QK_K);
-    }
+    struct kq_block_q4_K *x = block;
+    k4_get_head(gb, i, &x->d, &x->dmin, x->scales);
+    k4_get_qs((const uint8_t *)gb + OFF_QS, i, x->qs);
 }
 
 /* sumi and summ of one group block against one activation block, 16 rows (lanes) at once. */
@@ -139,5 +122,5 @@ static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_st
 
 void kq_x16_register_q4k_ref(struct kq_x16_ops *ops)
 {
-    *ops = (struct kq_x16_ops){repack, row_to_f32, gemm};
+    *ops = (struct kq_x16_ops){put_block, get_block, gemm};
 }

@@ -40,39 +40,24 @@
 #define OFF_QS 768
 _Static_assert(OFF_QS + 32 * 64 == 16 * 176, "a group's block is 16 Q5_K blocks");
 
-static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
+static void put_block(void *gb, int i, const void *block)
 {
-    for (int64_t b = 0; b < n_cols / QK_K; b++) {
-        uint8_t *g = (uint8_t *)dst + (size_t)b * GROUP_BLOCK_BYTES;
-        for (int i = 0; i < R; i++) {
-            const struct kq_block_q5_K *x =
-                (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
-                               (size_t)b * sizeof(struct kq_block_q5_K));
-            k4_put_head(g, i, &x->d, &x->dmin, x->scales);
-            for (int j = 0; j < 8; j++)
-                memcpy(g + OFF_QH + 64 * j + 4 * i, x->qh + 4 * j, 4);
-            k4_put_qs(g + OFF_QS, i, x->qs);
-        }
-    }
+    const struct kq_block_q5_K *x = block;
+    uint8_t *g = gb;
+    k4_put_head(g, i, &x->d, &x->dmin, x->scales);
+    for (int j = 0; j < 8; j++)
+        memcpy(g + OFF_QH + 64 * j + 4 * i, x->qh + 4 * j, 4);
+    k4_put_qs(g + OFF_QS, i, x->qs);
 }
 
-/* Row i's Q5_K block b, as GGUF stores it. */
-static void block_of_row(const uint8_t *g, int i, struct kq_block_q5_K *x)
+static void get_block(const void *gb, int i, void *block)
 {
+    struct kq_block_q5_K *x = block;
+    const uint8_t *g = gb;
     k4_get_head(g, i, &x->d, &x->dmin, x->scales);
     for (int j = 0; j < 8; j++)
         memcpy(x->qh + 4 * j, g + OFF_QH + 64 * j + 4 * i, 4);
     k4_get_qs(g + OFF_QS, i, x->qs);
-}
-
-static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
-{
-    const struct kq_format *f = &kq_ref_table[KQ_Q5_K];
-    for (int64_t b = 0; b < n_cols / QK_K; b++) {
-        struct kq_block_q5_K x;
-        block_of_row((const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES, i, &x);
-        f->to_f32(&x, y + b * QK_K, QK_K);
-    }
 }
 
 /* The 5-bit weights q[i][e] of one group block, element order per row. */
@@ -150,5 +135,5 @@ static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_st
 
 void kq_x16_register_q5k_ref(struct kq_x16_ops *ops)
 {
-    *ops = (struct kq_x16_ops){repack, row_to_f32, gemm};
+    *ops = (struct kq_x16_ops){put_block, get_block, gemm};
 }

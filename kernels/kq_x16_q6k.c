@@ -102,43 +102,27 @@ static void get_row_weights(const uint8_t *g, int i, uint8_t q[QK_K])
     }
 }
 
-static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
+static void put_block(void *gb, int i, const void *block)
 {
-    for (int64_t b = 0; b < n_cols / QK_K; b++) {
-        uint8_t *g = (uint8_t *)dst + (size_t)b * GROUP_BLOCK_BYTES;
-        for (int i = 0; i < R; i++) {
-            const struct kq_block_q6_K *x =
-                (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
-                               (size_t)b * sizeof(struct kq_block_q6_K));
-            uint8_t q[QK_K];
-            q6_unpack(x, q);
-            put_row_weights(q, i, g);
-            for (int s = 0; s < 16; s++)
-                g[OFF_SC + R * s + i] = (uint8_t)x->scales[s];
-            memcpy(g + OFF_D + 2 * i, &x->d, 2);
-        }
-    }
+    const struct kq_block_q6_K *x = block;
+    uint8_t *g = gb, q[QK_K];
+    q6_unpack(x, q);
+    put_row_weights(q, i, g);
+    for (int s = 0; s < 16; s++)
+        g[OFF_SC + R * s + i] = (uint8_t)x->scales[s];
+    memcpy(g + OFF_D + 2 * i, &x->d, 2);
 }
 
-/* Row i's Q6_K block b, as GGUF stores it. */
-static void block_of_row(const uint8_t *g, int i, struct kq_block_q6_K *x)
+static void get_block(const void *gb, int i, void *block)
 {
+    struct kq_block_q6_K *x = block;
+    const uint8_t *g = gb;
     uint8_t q[QK_K];
     get_row_weights(g, i, q);
     q6_pack(q, x);
     for (int s = 0; s < 16; s++)
         x->scales[s] = (int8_t)g[OFF_SC + R * s + i];
     memcpy(&x->d, g + OFF_D + 2 * i, 2);
-}
-
-static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
-{
-    const struct kq_format *f = &kq_ref_table[KQ_Q6_K];
-    for (int64_t b = 0; b < n_cols / QK_K; b++) {
-        struct kq_block_q6_K x;
-        block_of_row((const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES, i, &x);
-        f->to_f32(&x, y + b * QK_K, QK_K);
-    }
 }
 
 /* The unsigned weights of one group block, q[i][j] for row i, element j. */
@@ -201,5 +185,5 @@ static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_st
 
 void kq_x16_register_q6k_ref(struct kq_x16_ops *ops)
 {
-    *ops = (struct kq_x16_ops){repack, row_to_f32, gemm};
+    *ops = (struct kq_x16_ops){put_block, get_block, gemm};
 }

@@ -33,38 +33,27 @@
 #define OFF_QS 32
 _Static_assert(OFF_QS + 8 * 64 == 16 * 34, "a group's block is 16 Q8_0 blocks");
 
-static void repack(int64_t n_cols, const void *src, size_t row_bytes, void *dst)
-{
-    for (int64_t b = 0; b < n_cols / QK; b++) {
-        uint8_t *g = (uint8_t *)dst + (size_t)b * GROUP_BLOCK_BYTES;
-        for (int i = 0; i < R; i++) {
-            const struct kq_block_q8_0 *x =
-                (const void *)((const uint8_t *)src + (size_t)i * row_bytes +
-                               (size_t)b * sizeof(struct kq_block_q8_0));
-            memcpy(g + OFF_D + 2 * i, &x->d, 2);
-            for (int e = 0; e < QK; e++)
-                g[OFF_QS + 64 * (e / 4) + 4 * i + e % 4] = (uint8_t)x->qs[e] ^ 0x80;
-        }
-    }
-}
-
 /* Row i's weight e (0..31) of a group block. */
 static int8_t weight(const uint8_t *g, int i, int e)
 {
     return (int8_t)(g[OFF_QS + 64 * (e / 4) + 4 * i + e % 4] ^ 0x80);
 }
 
-static void row_to_f32(int64_t n_cols, const void *w, int i, float *y)
+static void put_block(void *gb, int i, const void *block)
 {
-    const struct kq_format *f = &kq_ref_table[KQ_Q8_0];
-    for (int64_t b = 0; b < n_cols / QK; b++) {
-        const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
-        struct kq_block_q8_0 x;
-        memcpy(&x.d, g + OFF_D + 2 * i, 2);
-        for (int e = 0; e < QK; e++)
-            x.qs[e] = weight(g, i, e);
-        f->to_f32(&x, y + b * QK, QK);
-    }
+    const struct kq_block_q8_0 *x = block;
+    uint8_t *g = gb;
+    memcpy(g + OFF_D + 2 * i, &x->d, 2);
+    for (int e = 0; e < QK; e++)
+        g[OFF_QS + 64 * (e / 4) + 4 * i + e % 4] = (uint8_t)x->qs[e] ^ 0x80;
+}
+
+static void get_block(const void *gb, int i, void *block)
+{
+    struct kq_block_q8_0 *x = block;
+    memcpy(&x->d, (const uint8_t *)gb + OFF_D + 2 * i, 2);
+    for (int e = 0; e < QK; e++)
+        x->qs[e] = weight(gb, i, e);
 }
 
 /* isum of 16 rows against one activation block: per 4 columns, one 64-byte vector of the group
@@ -108,5 +97,5 @@ static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_st
 
 void kq_x16_register_q8_0_ref(struct kq_x16_ops *ops)
 {
-    *ops = (struct kq_x16_ops){repack, row_to_f32, gemm};
+    *ops = (struct kq_x16_ops){put_block, get_block, gemm};
 }
