@@ -100,8 +100,8 @@ static void l2_run(const struct l2_pass *p)
                         p->xq + 3 * p->act_stride};
     if (p->x16) {
         for (int g = 0; g < L2_ROWS / KQ_X16_ROWS; g++)
-            p->x16->gemm(L2_COLS, p->w + (size_t)g * KQ_X16_ROWS * p->row_bytes, p->xq,
-                         p->act_stride, NULL, p->n_tok, p->y + g * KQ_X16_ROWS, L2_ROWS);
+            kq_x16_gemm(p->x16, L2_COLS, p->w + (size_t)g * KQ_X16_ROWS * p->row_bytes, p->xq,
+                        p->act_stride, NULL, p->n_tok, p->y + g * KQ_X16_ROWS, L2_ROWS);
     } else if (p->n_tok == 4) {
         for (int r = 0; r < L2_ROWS; r++)
             p->f->dot4(L2_COLS, s, p->w + (size_t)r * p->row_bytes, a);

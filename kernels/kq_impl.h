@@ -148,19 +148,26 @@ static inline int kq_nearest_int(float v)
  * layout; kq_x16.c repacks whole matrices and dequantizes rows with it. */
 typedef void (*kq_x16_put_fn)(void *gb, int i, const void *block);
 typedef void (*kq_x16_get_fn)(const void *gb, int i, void *block);
-/* y[t·y_stride + i] = dot(row i of the group at w, activation row t) for i < 16, t < n_tok;
- * activation row t is at xq + (rows ? rows[t] : t)·act_stride, converted to the format's
- * act_type. Outputs must not depend on n_tok or on a token's place in the call, and every SIMD
- * level must give the reference's bits. */
-typedef void (*kq_x16_gemm_fn)(int64_t n_cols, const void *w, const uint8_t *xq,
-                               size_t act_stride, const int32_t *rows, int n_tok, float *y,
-                               size_t y_stride);
+/* The most tokens one tile call takes. */
+#define KQ_X16_MAX_TILE 8
+/* nt tokens (1 .. the entry's max_tile) against the group at w: y[t·y_stride + i] = dot(row i,
+ * the activation row at act[t]) for i < 16, act[t] converted to the format's act_type. Outputs
+ * must not depend on nt or on a token's place in the tile, and every SIMD level must give the
+ * reference's bits. */
+typedef void (*kq_x16_tile_fn)(int64_t n_cols, const void *w, const void *const *act, int nt,
+                               float *y, size_t y_stride);
 
 struct kq_x16_ops {
     kq_x16_put_fn put_block; /* NULL: no x16 layout for this format */
     kq_x16_get_fn get_block;
-    kq_x16_gemm_fn gemm;
+    kq_x16_tile_fn tile;
+    int max_tile; /* tokens per tile call, at most KQ_X16_MAX_TILE */
 };
+
+/* Every token of a product against one group (the kernel's whole job, in tiles of max_tile):
+ * y[t·y_stride + i] for t < n_tok, activation row t at xq + (rows ? rows[t] : t)·act_stride. */
+void kq_x16_gemm(const struct kq_x16_ops *ops, int64_t n_cols, const void *w, const uint8_t *xq,
+                 size_t act_stride, const int32_t *rows, int n_tok, float *y, size_t y_stride);
 
 /* Each format's x16 entry: its reference file fills the entry, each SIMD file then overwrites
  * what it speeds up (kq_x16_init_level calls them up to the level; non-x86 builds get empty

@@ -92,3 +92,15 @@ void kq_x16_row_to_f32(enum kq_type type, int64_t n_cols, const void *data, int6
         f->to_f32(block, y + b * f->block_elems, f->block_elems);
     }
 }
+
+void kq_x16_gemm(const struct kq_x16_ops *ops, int64_t n_cols, const void *w, const uint8_t *xq,
+                 size_t act_stride, const int32_t *rows, int n_tok, float *y, size_t y_stride)
+{
+    for (int t0 = 0; t0 < n_tok; t0 += ops->max_tile) {
+        const int nt = n_tok - t0 < ops->max_tile ? n_tok - t0 : ops->max_tile;
+        const void *act[KQ_X16_MAX_TILE];
+        for (int t = 0; t < nt; t++)
+            act[t] = xq + (size_t)(rows ? rows[t0 + t] : t0 + t) * act_stride;
+        ops->tile(n_cols, w, act, nt, y + (size_t)t0 * y_stride, y_stride);
+    }
+}

@@ -104,8 +104,8 @@ static void gemm_all(enum kq_type type, int64_t n, const uint8_t *w16, const uin
     const struct kq_x16_ops *ops = kq_x16_ops(type);
     const size_t group_bytes = KQ_X16_ROWS * kq_row_bytes(type, n);
     for (int g = 0; g < N_ROWS / KQ_X16_ROWS; g++)
-        ops->gemm(n, w16 + (size_t)g * group_bytes, xq, stride, NULL, n_tok, y + g * KQ_X16_ROWS,
-                  N_ROWS);
+        kq_x16_gemm(ops, n, w16 + (size_t)g * group_bytes, xq, stride, NULL, n_tok,
+                    y + g * KQ_X16_ROWS, N_ROWS);
 }
 
 static void test_case(enum kq_type type, enum fill fill, int act_kind, enum kq_level best)

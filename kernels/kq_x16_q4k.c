@@ -86,41 +86,36 @@ static void block_sums(const uint8_t *g, const int32_t sc[8][R], const int32_t m
 /* Tokens per pass over the group: a block's scales are unpacked once per pass. */
 #define TILE 8
 
-static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                 size_t y_stride)
 {
     const int64_t nb = n_cols / QK_K;
-    for (int t0 = 0; t0 < n_tok; t0 += TILE) {
-        const int nt = n_tok - t0 < TILE ? n_tok - t0 : TILE;
-        float acc[TILE][R] = {{0}};
-        for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
-            int32_t sc[8][R], m[8][R];
-            k4_unpack_scales(g, sc, m);
-            for (int t = 0; t < nt; t++) {
-                const int tok = t0 + t;
-                const struct kq_block_q8_K *a =
-                    (const void *)(xq + (size_t)(rows ? rows[tok] : tok) * act_stride);
-                int32_t sumi[R], summ[R];
-                block_sums(g, sc, m, &a[b], sumi, summ);
-                for (int i = 0; i < R; i++) {
-                    uint16_t d, dmin;
-                    memcpy(&d, g + K4_OFF_D + 2 * i, 2);
-                    memcpy(&dmin, g + K4_OFF_DMIN + 2 * i, 2);
-                    const float dd = kq_f16_to_f32(d) * a[b].d;
-                    const float dm = kq_f16_to_f32(dmin) * a[b].d;
-                    acc[t][i] = fmaf(dd, (float)sumi[i], acc[t][i]);
-                    acc[t][i] = fmaf(-dm, (float)summ[i], acc[t][i]);
-                }
+    float acc[TILE][R] = {{0}};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
+        int32_t sc[8][R], m[8][R];
+        k4_unpack_scales(g, sc, m);
+        for (int t = 0; t < nt; t++) {
+            const struct kq_block_q8_K *a = act[t];
+            int32_t sumi[R], summ[R];
+            block_sums(g, sc, m, &a[b], sumi, summ);
+            for (int i = 0; i < R; i++) {
+                uint16_t d, dmin;
+                memcpy(&d, g + K4_OFF_D + 2 * i, 2);
+                memcpy(&dmin, g + K4_OFF_DMIN + 2 * i, 2);
+                const float dd = kq_f16_to_f32(d) * a[b].d;
+                const float dm = kq_f16_to_f32(dmin) * a[b].d;
+                acc[t][i] = fmaf(dd, (float)sumi[i], acc[t][i]);
+                acc[t][i] = fmaf(-dm, (float)summ[i], acc[t][i]);
             }
         }
-        for (int t = 0; t < nt; t++)
-            for (int i = 0; i < R; i++)
-                y[(size_t)(t0 + t) * y_stride + i] = acc[t][i];
     }
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < R; i++)
+            y[(size_t)t * y_stride + i] = acc[t][i];
 }
 
 void kq_x16_register_q4k_ref(struct kq_x16_ops *ops)
 {
-    *ops = (struct kq_x16_ops){put_block, get_block, gemm};
+    *ops = (struct kq_x16_ops){put_block, get_block, tile, TILE};
 }

@@ -110,7 +110,8 @@ static KQ_ALWAYS_INLINE void half_sums(int nt, const uint8_t *g, int h,
 }
 
 static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
-                                       const struct kq_block_q8_K *const *a, float *const *y)
+                                       const struct kq_block_q8_K *const *a, float *y,
+                                       size_t y_stride)
 {
     __m256 acc[2][TILE];
     #pragma GCC unroll 8
@@ -140,33 +141,26 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
     }
     #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) {
-        _mm256_storeu_ps(y[t], acc[0][t]);
-        _mm256_storeu_ps(y[t] + 8, acc[1][t]);
+        _mm256_storeu_ps(y + (size_t)t * y_stride, acc[0][t]);
+        _mm256_storeu_ps(y + (size_t)t * y_stride + 8, acc[1][t]);
     }
 }
 
-static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                 size_t y_stride)
 {
-    for (int t0 = 0; t0 < n_tok; t0 += TILE) {
-        const int nt = n_tok - t0 < TILE ? n_tok - t0 : TILE;
-        const struct kq_block_q8_K *a[TILE];
-        float *yt[TILE];
-        for (int t = 0; t < nt; t++) {
-            const int tok = t0 + t;
-            a[t] = (const void *)(xq + (size_t)(rows ? rows[tok] : tok) * act_stride);
-            yt[t] = y + (size_t)tok * y_stride;
-        }
-        switch (nt) { /* one instance per tile size: accumulators stay in registers */
-        case 1: gemm_tile(1, n_cols / QK_K, w, a, yt); break;
-        case 2: gemm_tile(2, n_cols / QK_K, w, a, yt); break;
-        case 3: gemm_tile(3, n_cols / QK_K, w, a, yt); break;
-        default: gemm_tile(TILE, n_cols / QK_K, w, a, yt); break;
-        }
+    const struct kq_block_q8_K *const *a = (const void *)act;
+    const int64_t nb = n_cols / QK_K;
+    switch (nt) { /* one instance per tile size: accumulators stay in registers */
+    case 1: gemm_tile(1, nb, w, a, y, y_stride); break;
+    case 2: gemm_tile(2, nb, w, a, y, y_stride); break;
+    case 3: gemm_tile(3, nb, w, a, y, y_stride); break;
+    default: gemm_tile(TILE, nb, w, a, y, y_stride); break;
     }
 }
 
 void kq_x16_register_q4k_avx2(struct kq_x16_ops *ops)
 {
-    ops->gemm = gemm;
+    ops->tile = tile;
+    ops->max_tile = TILE;
 }

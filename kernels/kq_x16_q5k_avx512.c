@@ -24,5 +24,6 @@ static bool gfni_wanted(void)
 
 void kq_x16_register_q5k_avx512(struct kq_x16_ops *ops)
 {
-    ops->gemm = gfni_wanted() ? kq_x16_q5k_gemm_gfni : gemm;
+    ops->tile = gfni_wanted() ? kq_x16_q5k_tile_gfni : tile;
+    ops->max_tile = MAX_NT;
 }

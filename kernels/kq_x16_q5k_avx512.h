@@ -20,9 +20,9 @@
 #include "kernels/kq_impl.h"
 #include "kernels/kq_x16.h"
 
-/* The GFNI build's gemm (kq_x16_q5k_gfni.c), chosen at registration when the CPU has GFNI. */
-void kq_x16_q5k_gemm_gfni(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                          const int32_t *rows, int n_tok, float *y, size_t y_stride);
+/* The GFNI build's tile (kq_x16_q5k_gfni.c), chosen at registration when the CPU has GFNI. */
+void kq_x16_q5k_tile_gfni(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                          size_t y_stride);
 
 #define R KQ_X16_ROWS
 #define GROUP_BLOCK_BYTES (R * sizeof(struct kq_block_q5_K))
@@ -175,23 +175,20 @@ static KQ_ALWAYS_INLINE void gemm_tile(int nt, int64_t nb, const uint8_t *w,
         _mm512_storeu_ps(y + (size_t)t * y_stride, acc[t]);
 }
 
-static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                 size_t y_stride)
 {
+    const struct kq_block_q8_K *const *a = (const void *)act;
     const int64_t nb = n_cols / QK_K;
-    for (int t0 = 0; t0 < n_tok;) {
-        const struct kq_block_q8_K *a[MAX_NT];
-        const int nt = n_tok - t0 >= MAX_NT ? MAX_NT : n_tok - t0 >= 2 ? 2 : 1;
-        for (int t = 0; t < nt; t++)
-            a[t] = (const void *)(xq + (size_t)(rows ? rows[t0 + t] : t0 + t) * act_stride);
-        float *yt = y + (size_t)t0 * y_stride;
-        if (nt == MAX_NT)
-            gemm_tile(MAX_NT, nb, w, a, yt, y_stride);
-        else if (nt == 2)
-            gemm_tile(2, nb, w, a, yt, y_stride);
+    for (int t = 0; t < nt;) { /* instances of 4, 2 and 1 tokens: 3 go as 2 + 1 */
+        const int n = nt - t >= MAX_NT ? MAX_NT : nt - t >= 2 ? 2 : 1;
+        if (n == MAX_NT)
+            gemm_tile(MAX_NT, nb, w, a + t, y + (size_t)t * y_stride, y_stride);
+        else if (n == 2)
+            gemm_tile(2, nb, w, a + t, y + (size_t)t * y_stride, y_stride);
         else
-            gemm_tile(1, nb, w, a, yt, y_stride);
-        t0 += nt;
+            gemm_tile(1, nb, w, a + t, y + (size_t)t * y_stride, y_stride);
+        t += n;
     }
 }
 

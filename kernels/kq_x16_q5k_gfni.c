@@ -11,8 +11,8 @@ static KQ_ALWAYS_INLINE __m512i fifth_bit_1tok(__m512i v, int bit)
         v, _mm512_set1_epi64((long long)((uint64_t)1 << bit << 24)), 0);
 }
 
-void kq_x16_q5k_gemm_gfni(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                          const int32_t *rows, int n_tok, float *y, size_t y_stride)
+void kq_x16_q5k_tile_gfni(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                          size_t y_stride)
 {
-    gemm(n_cols, w, xq, act_stride, rows, n_tok, y, y_stride);
+    tile(n_cols, w, act, nt, y, y_stride);
 }

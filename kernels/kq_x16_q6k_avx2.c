@@ -117,24 +117,19 @@ typedef void (*half_fn)(int64_t, const uint8_t *, int, const struct kq_block_q8_
                         __m256[TILE]);
 static const half_fn halves[TILE + 1] = {NULL, gemm_half_1, gemm_half_2, gemm_half_3, gemm_half_4};
 
-static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                 size_t y_stride)
 {
-    for (int t0 = 0; t0 < n_tok; t0 += TILE) {
-        const int nt = n_tok - t0 < TILE ? n_tok - t0 : TILE;
-        const struct kq_block_q8_K *a[TILE];
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[TILE];
+        halves[nt](n_cols / QK_K, w, h, (const void *)act, acc);
         for (int t = 0; t < nt; t++)
-            a[t] = (const void *)(xq + (size_t)(rows ? rows[t0 + t] : t0 + t) * act_stride);
-        for (int h = 0; h < 2; h++) {
-            __m256 acc[TILE];
-            halves[nt](n_cols / QK_K, w, h, a, acc);
-            for (int t = 0; t < nt; t++)
-                _mm256_storeu_ps(y + (size_t)(t0 + t) * y_stride + 8 * h, acc[t]);
-        }
+            _mm256_storeu_ps(y + (size_t)t * y_stride + 8 * h, acc[t]);
     }
 }
 
 void kq_x16_register_q6k_avx2(struct kq_x16_ops *ops)
 {
-    ops->gemm = gemm;
+    ops->tile = tile;
+    ops->max_tile = TILE;
 }

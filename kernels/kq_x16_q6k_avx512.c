@@ -142,22 +142,17 @@ static const tile_fn tiles[TILE + 1] = {NULL,        gemm_tile_1, gemm_tile_2,
                                         gemm_tile_3, gemm_tile_4, gemm_tile_5,
                                         gemm_tile_6, gemm_tile_7, gemm_tile_8};
 
-static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                 size_t y_stride)
 {
-    for (int t0 = 0; t0 < n_tok; t0 += TILE) {
-        const int nt = n_tok - t0 < TILE ? n_tok - t0 : TILE;
-        const struct kq_block_q8_K *a[TILE];
-        for (int t = 0; t < nt; t++)
-            a[t] = (const void *)(xq + (size_t)(rows ? rows[t0 + t] : t0 + t) * act_stride);
-        __m512 acc[TILE];
-        tiles[nt](n_cols / QK_K, w, a, acc);
-        for (int t = 0; t < nt; t++)
-            _mm512_storeu_ps(y + (size_t)(t0 + t) * y_stride, acc[t]);
-    }
+    __m512 acc[TILE];
+    tiles[nt](n_cols / QK_K, w, (const void *)act, acc);
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(y + (size_t)t * y_stride, acc[t]);
 }
 
 void kq_x16_register_q6k_avx512(struct kq_x16_ops *ops)
 {
-    ops->gemm = gemm;
+    ops->tile = tile;
+    ops->max_tile = TILE;
 }

@@ -71,13 +71,12 @@ static void block_isums(const uint8_t *g, const int8_t *x, int32_t isum[R])
     }
 }
 
-static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_stride,
-                 const int32_t *rows, int n_tok, float *y, size_t y_stride)
+static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, float *y,
+                 size_t y_stride)
 {
     const int64_t nb = n_cols / QK;
-    for (int t = 0; t < n_tok; t++) {
-        const struct kq_block_q8_0 *a =
-            (const void *)(xq + (size_t)(rows ? rows[t] : t) * act_stride);
+    for (int t = 0; t < nt; t++) {
+        const struct kq_block_q8_0 *a = act[t];
         float acc[R] = {0};
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *g = (const uint8_t *)w + (size_t)b * GROUP_BLOCK_BYTES;
@@ -97,5 +96,5 @@ static void gemm(int64_t n_cols, const void *w, const uint8_t *xq, size_t act_st
 
 void kq_x16_register_q8_0_ref(struct kq_x16_ops *ops)
 {
-    *ops = (struct kq_x16_ops){put_block, get_block, gemm};
+    *ops = (struct kq_x16_ops){put_block, get_block, tile, KQ_X16_MAX_TILE};
 }

@@ -242,8 +242,8 @@ static void gemm_all(const struct mat *m, const int32_t *rows, int n_tok, float 
     const struct kq_x16_ops *ops = kq_x16_ops(m->type);
     const size_t group_bytes = KQ_X16_ROWS * m->row_bytes;
     for (int64_t g = 0; g < m->n_rows / KQ_X16_ROWS; g++)
-        ops->gemm(m->n_cols, m->x16_w + (size_t)g * group_bytes, m->xq, m->act_stride, rows,
-                  n_tok, y + g * KQ_X16_ROWS, (size_t)m->n_rows);
+        kq_x16_gemm(ops, m->n_cols, m->x16_w + (size_t)g * group_bytes, m->xq, m->act_stride, rows,
+                    n_tok, y + g * KQ_X16_ROWS, (size_t)m->n_rows);
 }
 
 /* The reference level's outputs against the row-major reference dot. Both sum the same exact

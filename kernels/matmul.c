@@ -74,7 +74,7 @@ void kq_convert_act(struct tp_pool *pool, enum kq_type wtype, const float *x, si
 
 struct matmul_job {
     const struct kq_matrix *W;
-    kq_x16_gemm_fn gemm_x16; /* set for a repacked W: whole 16-row groups, every token at once */
+    const struct kq_x16_ops *x16; /* a repacked W: whole 16-row groups, every token at once */
     kq_dot_fn dot;
     kq_dot4_fn dot4; /* NULL: every token through dot */
     const uint8_t *xq;
@@ -120,15 +120,15 @@ static void chunk_x16(const struct matmul_job *job, int64_t r0, int64_t r1)
 {
     const struct kq_matrix *W = job->W;
     for (int64_t r = r0; r < r1; r += KQ_X16_ROWS)
-        job->gemm_x16(W->n_cols, (const uint8_t *)W->data + (size_t)r * W->row_bytes, job->xq,
-                      job->act_stride, job->rows, job->n_tok, job->y + r, job->y_stride);
+        kq_x16_gemm(job->x16, W->n_cols, (const uint8_t *)W->data + (size_t)r * W->row_bytes,
+                    job->xq, job->act_stride, job->rows, job->n_tok, job->y + r, job->y_stride);
 }
 
 static void matmul_chunk(const struct matmul_job *job, int64_t r0, int64_t r1)
 {
     const struct kq_matrix *W = job->W;
     const uint8_t *wdata = W->data;
-    if (job->gemm_x16) {
+    if (job->x16) {
         chunk_x16(job, r0, r1);
         return;
     }
@@ -206,10 +206,9 @@ static void multi_step(struct tp_pool *pool, int n, const struct kq_mm *mm)
         if (!f || !f->dot || mm[i].n_tok <= 0 || mm[i].W->n_rows <= 0)
             continue;
         const int64_t chunk = chunk_rows_for(&mm[i], total_rows, nth);
-        mj.jobs[mj.n] = (struct matmul_job){mm[i].W, x16 ? x16->gemm : NULL, f->dot, f->dot4,
-                                            mm[i].xq,
-                                            mm[i].act_stride, mm[i].rows, mm[i].n_tok,
-                                            mm[i].y, mm[i].y_stride, chunk};
+        mj.jobs[mj.n] = (struct matmul_job){mm[i].W, x16, f->dot, f->dot4, mm[i].xq,
+                                            mm[i].act_stride, mm[i].rows, mm[i].n_tok, mm[i].y,
+                                            mm[i].y_stride, chunk};
         mj.first_chunk[mj.n + 1] = mj.first_chunk[mj.n] + (mm[i].W->n_rows + chunk - 1) / chunk;
         mj.n++;
     }
