@@ -9,6 +9,7 @@
 #ifndef KQ_X16_K4_H
 #define KQ_X16_K4_H
 
+#include <math.h>
 #include <string.h>
 
 #include "kernels/kq_impl.h"
@@ -66,6 +67,22 @@ static inline void k4_unpack_scales(const uint8_t *g, int32_t sc[8][KQ_X16_ROWS]
             sc[s][i] = a;
             m[s][i] = b;
         }
+    }
+}
+
+/* The block's float step of the shared arithmetic (kq_x16_q4k.c): for each row i,
+ * acc = fmaf(f16(d_i)·a_d, sumi, acc), then acc = fmaf(−f16(dmin_i)·a_d, summ, acc). */
+static inline void k4_add_block(const uint8_t *g, float a_d, const int32_t sumi[KQ_X16_ROWS],
+                                const int32_t summ[KQ_X16_ROWS], float acc[KQ_X16_ROWS])
+{
+    for (int i = 0; i < KQ_X16_ROWS; i++) {
+        uint16_t d, dmin;
+        memcpy(&d, g + K4_OFF_D + 2 * i, 2);
+        memcpy(&dmin, g + K4_OFF_DMIN + 2 * i, 2);
+        const float dd = kq_f16_to_f32(d) * a_d;
+        const float dm = kq_f16_to_f32(dmin) * a_d;
+        acc[i] = fmaf(dd, (float)sumi[i], acc[i]);
+        acc[i] = fmaf(-dm, (float)summ[i], acc[i]);
     }
 }
 

@@ -28,8 +28,6 @@
  * The int → float conversions round to nearest even (C's and VCVTDQ2PS's rule alike); the FMAs
  * are written as fmaf so that no compiler contraction choice changes the bits. The row-major dot
  * (kq_ref.c) adds the same exact integers in another float order. */
-#include <math.h>
-
 #include "kernels/kq_impl.h"
 #include "kernels/kq_x16.h"
 #include "kernels/kq_x16_k4.h"
@@ -112,15 +110,7 @@ static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, 
             int32_t sumi[R], summ[R];
             block_sums((const uint8_t(*)[QK_K])q, (const int32_t(*)[R])sc, (const int32_t(*)[R])m,
                        &a[b], sumi, summ);
-            for (int i = 0; i < R; i++) {
-                uint16_t d, dmin;
-                memcpy(&d, g + K4_OFF_D + 2 * i, 2);
-                memcpy(&dmin, g + K4_OFF_DMIN + 2 * i, 2);
-                const float dd = kq_f16_to_f32(d) * a[b].d;
-                const float dm = kq_f16_to_f32(dmin) * a[b].d;
-                acc[t][i] = fmaf(dd, (float)sumi[i], acc[t][i]);
-                acc[t][i] = fmaf(-dm, (float)summ[i], acc[t][i]);
-            }
+            k4_add_block(g, a[b].d, sumi, summ, acc[t]);
         }
     }
     for (int t = 0; t < nt; t++)
