@@ -139,15 +139,22 @@ void eb_remote_delete(struct eb_remote *r)
     free(r);
 }
 
-/* Of the ready holders in set, the one with the fewest tokens of this job so far (replicas share
- * the work; a lost replica's share goes to the others); ties to the lowest index. -1: none. */
-static int choose_holder(const struct eb_remote *r, const struct lane *l, uint64_t set)
+/* Of the ready holders in set, the one with the fewest (token, slot) pairs of this job so far:
+ * that is the work each computes, so replicas split even one token's experts evenly (counting
+ * tokens instead sent a token's 4 experts 3+1 to two full replicas). Ties go to a holder that
+ * already receives this token (no extra row on the wire), then to the lowest index. -1: none. */
+static int choose_holder(const struct eb_remote *r, const struct lane *l, uint64_t set,
+                         const int *seen)
 {
     int best = -1;
     set &= r->ready;
-    for (int w = 0; set; w++, set >>= 1)
-        if ((set & 1) && (best < 0 || l->n_tok[w] < l->n_tok[best]))
+    for (int w = 0; set; w++, set >>= 1) {
+        if (!(set & 1))
+            continue;
+        if (best < 0 || l->n_slot[w] < l->n_slot[best] ||
+            (l->n_slot[w] == l->n_slot[best] && seen[w] && !seen[best]))
             best = w;
+    }
     return best;
 }
 
@@ -178,7 +185,7 @@ static int group_by_slot(struct eb_remote *r, struct lane *l, const struct eb_jo
             if (e < 0 || e >= n_expert)
                 return mp_error_set(err, MP_ERANGE, "layer %d: expert id %d out of range",
                                     job->layer, (int)e);
-            int w = choose_holder(r, l, c->holders[(int64_t)job->layer * n_expert + e]);
+            int w = choose_holder(r, l, c->holders[(int64_t)job->layer * n_expert + e], seen);
             if (w < 0)
                 return mp_error_set(err, MP_EPEER, "layer %d expert %d: no ready worker holds it",
                                     job->layer, (int)e);

@@ -402,6 +402,39 @@ static void test_placement(void)
     placement_file = NULL;
 }
 
+/* Two full replicas (every expert on w1 and w2, no local shard): each job's (token, slot) pairs
+ * are split as evenly as two holders allow, so per job the busier worker computes at most
+ * ceil(slots / 2), even for one token whose k experts would otherwise go k-1 + 1. Summed over
+ * jobs: 2 * slots_max <= slots_total + jobs (one odd pair per job at most). Logits stay exact. */
+static void test_replica_balance(void)
+{
+    char model[512], plan[300], cmd[1200];
+    struct mp_error err = {0};
+    model_path("lfm2moe-small-q4_k_m", model, sizeof(model));
+    snprintf(plan, sizeof(plan), "%s/replicas.json", tmp_dir);
+    snprintf(cmd, sizeof(cmd), "%s placement plan -m %s --policy striped --workers w1,w2 "
+             "--replicate 2 -o %s", moepool_bin, model, plan);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    placement_file = plan;
+    struct scenario s = {0};
+    int same = 0;
+    if (start_ex(&s, "lfm2moe-small-q4_k_m", WIRE_F32, NULL, false, true) == 0) {
+        CHECK(run_cluster(&s, &same, &err) == 0 && same, "replicas: %s", err.msg);
+        struct cluster_status st;
+        cluster_status(s.c, &st);
+        const struct cluster_timing *t = &st.timing;
+        CHECK(t->jobs > 0 && 2 * t->slots_max <= t->slots_total + t->jobs,
+              "replicas share unevenly: busiest %llu of %llu pairs over %llu jobs",
+              (unsigned long long)t->slots_max, (unsigned long long)t->slots_total,
+              (unsigned long long)t->jobs);
+        printf("two full replicas: busiest worker %llu of %llu (token, slot) pairs in %llu jobs\n",
+               (unsigned long long)t->slots_max, (unsigned long long)t->slots_total,
+               (unsigned long long)t->jobs);
+    }
+    finish(&s);
+    placement_file = NULL;
+}
+
 /* A worker lost before a job (killed or frozen): the job fails with MP_EPEER, the coordinator
  * stays up, and after the worker rejoins the logits are exact again. */
 static void test_lost_worker(int sig)
@@ -665,6 +698,7 @@ int main(int argc, char **argv)
         split_batches = false;
     } else if (!strcmp(group, "placement")) {
         test_placement();
+        test_replica_balance();
     } else if (!strcmp(group, "lost")) {
         test_lost_worker(SIGKILL);
         test_lost_worker(SIGSTOP);
