@@ -16,13 +16,18 @@
 # one-way DELAY (netem "rate R delay D"), and the bridge port towards it sends at RATE too (what a
 # switch port delivers however many hosts talk to it). A round trip between two hosts is thus
 # about 2*D plus serialisation. Without sch_netem in the kernel (some VM kernels, e.g.
-# Firecracker's, lack it) tbf limits the rate alone, and `up` warns that there is no delay.
+# Firecracker's, lack it) tbf limits the rate and the delay comes from lan_delay: an iptables rule
+# in each host sends eth0's outgoing packets to an NFQUEUE, and a lan_delay process in the host
+# holds each one D before letting it go (docs/netns.md). It is found as $MP_LAN_DELAY, else
+# build/lan_delay; without it (or without iptables) `up` warns that there is no delay.
 #
 # Idempotent: `up` first removes an earlier set with the same tag; `down` on nothing is fine.
 # Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
 set -eu
 
 TAG=${MP_NETNS_TAG:-lan}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LAN_DELAY=${MP_LAN_DELAY:-$ROOT/build/lan_delay}
 RATE=1gbit
 DELAY=0.3ms
 JITTER=0ms
@@ -58,11 +63,30 @@ end_processes() {
     kill -9 $pids 2>/dev/null || true
 }
 
+# Where host I's lan_delay writes its summary (how late its releases were), read back by down.
+delay_log() { echo "${TMPDIR:-/tmp}/mp-$TAG-h$1.lan_delay.log"; }
+
 cmd_down() {
     end_processes
     for ns in $(our_namespaces); do
         ip netns delete "$ns"
     done
+    for log in "${TMPDIR:-/tmp}/mp-$TAG-h"*.lan_delay.log; do
+        [ -f "$log" ] || continue
+        sed "s/^/netns.sh: ${log##*/mp-"$TAG"-}: /; s/.lan_delay.log: lan_delay:/:/" "$log" >&2
+        rm -f "$log"
+    done
+}
+
+# The delay without netem: lan_delay binds NFQUEUE 0 in host I (returning once it listens, as
+# packets queued with no reader are dropped), then every IPv4 packet leaving eth0 goes through it.
+# Loopback traffic inside a host is not delayed. Fails (1) when lan_delay or iptables is missing.
+delay_by_nfqueue() {
+    i=$1 ns=$(host_ns "$1")
+    [ -x "$LAN_DELAY" ] && command -v iptables >/dev/null 2>&1 || return 1
+    ip netns exec "$ns" "$LAN_DELAY" --delay "$DELAY" --queue 0 --daemon --log "$(delay_log "$i")" ||
+        return 1
+    ip netns exec "$ns" iptables -A OUTPUT -o eth0 -j NFQUEUE --queue-num 0
 }
 
 # Shapes egress of DEV in namespace NS at $RATE, adding the delay when WITH_DELAY=1: netem when
@@ -93,6 +117,9 @@ add_host() {
     ip -n "$ns" link set eth0 up
     shape "$ns" eth0 1
     shape "$(lan)" "h$i" 0
+    if [ "$NO_NETEM" = 1 ] && [ "$DELAY" != 0 ] && [ "$DELAY" != 0ms ]; then
+        delay_by_nfqueue "$i" || NO_DELAY=1
+    fi
 }
 
 cmd_up() {
@@ -113,8 +140,14 @@ cmd_up() {
         shift 2
     done
     cmd_down
-    NO_NETEM=0
+    NO_NETEM=0 NO_DELAY=0
+    # Whether sch_netem exists, asked once, before any host: without it the delay is lan_delay's.
     ip netns add "$(lan)" || die "cannot create network namespaces (need root)"
+    if tc -n "$(lan)" qdisc add dev lo root netem delay 1ms 2>/dev/null; then
+        tc -n "$(lan)" qdisc del dev lo root
+    else
+        NO_NETEM=1
+    fi
     ip -n "$(lan)" link set lo up
     ip -n "$(lan)" link add lan type bridge
     ip -n "$(lan)" link set lan up
@@ -123,9 +156,15 @@ cmd_up() {
         add_host "$i"
         i=$((i + 1))
     done
-    if [ "$NO_NETEM" = 1 ]; then
-        echo "netns.sh: no netem in this kernel: links limited to $RATE, without delay" >&2
+    if [ "$NO_NETEM" = 1 ] && [ "$NO_DELAY" = 1 ]; then
+        echo "netns.sh: no netem in this kernel and no $LAN_DELAY or iptables:" \
+            "links limited to $RATE, without delay" >&2
         DELAY="none"
+    elif [ "$NO_NETEM" = 1 ]; then
+        echo "netns.sh: no netem in this kernel: links limited to $RATE by tbf," \
+            "delay $DELAY each way by lan_delay (NFQUEUE)" >&2
+        [ "$JITTER" = 0ms ] && [ "$LOSS" = 0% ] ||
+            echo "netns.sh: jitter and loss need netem: ignored" >&2
     fi
     echo "netns.sh: $n hosts h1..h$n (10.77.0.1..$n), tag $TAG, rate $RATE, delay $DELAY" >&2
 }
@@ -135,7 +174,9 @@ cmd_list() {
         case $ns in *-lan) continue ;; esac
         addr=$(ip -n "$ns" -4 -o addr show dev eth0 | awk '{print $4}')
         qdisc=$(tc -n "$ns" qdisc show dev eth0 | head -n 1)
-        echo "${ns#mp-"$TAG"-} $addr $qdisc"
+        delay=$(ip netns exec "$ns" iptables -S OUTPUT 2>/dev/null | grep -q NFQUEUE &&
+            echo " + lan_delay" || true)
+        echo "${ns#mp-"$TAG"-} $addr $qdisc$delay"
     done
 }
 

@@ -1,0 +1,21 @@
+# tools/lan_delay: the one-way delay of an emulated LAN link without sch_netem (docs/netns.md).
+# Its own executable (build/lan_delay), used by deploy/netns.sh; no library beyond libc.
+set(LAN_DELAY_DIR ${CMAKE_CURRENT_LIST_DIR})
+add_library(mp_lan_delay STATIC ${LAN_DELAY_DIR}/delay_line.c ${LAN_DELAY_DIR}/nfq.c)
+add_executable(lan_delay ${LAN_DELAY_DIR}/lan_delay.c)
+target_link_libraries(lan_delay PRIVATE mp_lan_delay)
+set_target_properties(lan_delay PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+
+# The delay line's order and release times, without root.
+add_executable(delay_line_test ${LAN_DELAY_DIR}/delay_line_test.c)
+target_link_libraries(delay_line_test PRIVATE mp_lan_delay)
+add_test(NAME delay_line COMMAND delay_line_test)
+
+# Packets through real namespaces, tagged per build tree so release and ASan may test at once (root; skips with 77 otherwise): bytes intact both ways, round
+# trips at least twice the delay.
+string(MD5 lan_delay_hash ${CMAKE_BINARY_DIR})
+string(SUBSTRING ${lan_delay_hash} 0 8 lan_delay_tag)
+add_test(NAME lan_delay
+  COMMAND sh ${LAN_DELAY_DIR}/lan_delay_test.sh ${CMAKE_SOURCE_DIR}/deploy/netns.sh
+          $<TARGET_FILE:lan_delay> d${lan_delay_tag})
+set_tests_properties(lan_delay PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
