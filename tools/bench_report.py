@@ -173,39 +173,69 @@ def targets_table(runs, order, roof):
     return out
 
 
+CLUSTER_SETUPS = (("loopback", "loopback, default split"),
+                  ("loopback-r2", "loopback, 2 full replicas"),
+                  ("lan", "emulated LAN, default split"),
+                  ("lan-r2", "emulated LAN, 2 full replicas"))
+
+
+def load_worker_rss(meta_path):
+    """worker_rss_SETUP lines repeat (one per worker and round): meta keeps only the last."""
+    out = {}
+    with open(meta_path) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("=")
+            if k.startswith("worker_rss_"):
+                out[k[len("worker_rss_"):]] = max(out.get(k[len("worker_rss_"):], 0), int(v))
+    return out
+
+
+def cluster_rate(runs, setup, test, local):
+    v = rates(runs, f"moepool@{setup}", test)
+    if not v:
+        return "–"
+    pct = f" ({100 * statistics.median(v) / statistics.median(local):.0f}%)" if local else ""
+    return f"{statistics.median(v):.2f}{pct}"
+
+
 def cluster_table(meta, runs, order):
-    setups = [s for s in ("loopback", "lan") if any(e == f"moepool@{s}" for e, _ in runs)]
+    setups = [(s, n) for s, n in CLUSTER_SETUPS if any(e == f"moepool@{s}" for e, _ in runs)]
     notes = [n for n in (meta.get("cluster"), meta.get("lan")) if n]
     if meta.get("lan_link"):
         notes.append(f"Emulated LAN (deploy/netns.sh): {meta['lan_link'].strip()}")
+    if meta.get("lan_ping"):
+        notes.append(f"Ping between two emulated hosts (50 × 64 bytes): {meta['lan_ping']}.")
+    if meta.get("lan_delay"):
+        notes.append("lan_delay's own account (how late it let packets go, per host): "
+                     + " ".join(f"`{x.strip()}`" for x in meta["lan_delay"].split("|") if x))
     if not setups:
         return notes or ["not measured"]
-    names = {"loopback": "loopback", "lan": "emulated LAN"}
-    head = "| test | local tok/s |"
-    rule = "|---|---|"
-    for s in setups:
-        head += f" {names[s]} tok/s | {names[s]} / local | {names[s]} bytes per token per MoE layer |"
-        rule += "---|---|---|"
+    rss = meta.get("_worker_rss", {})
     out = [f"Coordinator with {meta.get('threads')} threads, 2 workers with "
-           f"{meta.get('worker_threads')} each, all on this machine (peak RSS: the coordinator's).",
-           "", head, rule]
-    for t in order:
-        local = rates(runs, "moepool", t)
-        row = f"| {t} | {fmt_rate(local)} |"
-        for s in setups:
-            v = rates(runs, f"moepool@{s}", t)
-            ratio = (f"{100 * statistics.median(v) / statistics.median(local):.0f}%"
-                     if v and local else "–")
-            b = [l["bytes_per_token_layer"] for l in runs.get((f"moepool@{s}", t), [])]
-            row += f" {fmt_rate(v)} | {ratio} | {statistics.median(b):.0f} |" if b else " – | – | – |"
-        out.append(row)
-    for s in setups:
+           f"{meta.get('worker_threads')} each, all on this machine. tok/s medians, in brackets "
+           "% of local (one process); bytes: per token per MoE layer on the wire (the first "
+           "decode test's); RSS: the largest worker's peak.", ""]
+    head = "| setup | " + " | ".join(f"{t} tok/s" for t in order) + " | bytes | worker RSS |"
+    out += [head, "|---" * (len(order) + 3) + "|"]
+    local = {t: rates(runs, "moepool", t) for t in order}
+    out.append("| local (one process) | " + " | ".join(
+        f"{statistics.median(local[t]):.2f}" if local[t] else "–" for t in order) + " | | |")
+    dec = next((t for t in order if is_single(t)), order[0] if order else None)
+    for s, name in setups:
+        b = [l["bytes_per_token_layer"] for l in runs.get((f"moepool@{s}", dec), [])
+             if "bytes_per_token_layer" in l]
+        r = rss.get(s)
+        cells = [cluster_rate(runs, s, t, local[t]) for t in order]
+        cells.append(f"{statistics.median(b):.0f}" if b else "–")
+        cells.append(f"{r / 1e9:.2f} GB" if r else "–")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    for s, name in setups:
         for test, want in (("tg", 80), ("batch32", 90)):
             tt = next((t for t in order if t.startswith(test)), None)
-            v, local = rates(runs, f"moepool@{s}", tt), rates(runs, "moepool", tt)
-            if tt and v and local:
-                got = 100 * statistics.median(v) / statistics.median(local)
-                out.append(f"\nTarget, {names[s]}: {tt} at ≥ {want}% of local: {got:.0f}% "
+            v, lo = rates(runs, f"moepool@{s}", tt), local.get(tt)
+            if tt and v and lo:
+                got = 100 * statistics.median(v) / statistics.median(lo)
+                out.append(f"\nTarget, {name}: {tt} at ≥ {want}% of local: {got:.0f}% "
                            f"({'met' if got >= want else '**not met**'}).")
     return out + ([""] + notes if notes else [])
 
@@ -242,6 +272,7 @@ def splice(path, body):
 
 def main():
     meta, runs, order = load(sys.argv[1], sys.argv[2])
+    meta["_worker_rss"] = load_worker_rss(sys.argv[1])
     splice(sys.argv[3], report(meta, runs, order))
 
 

@@ -4,7 +4,7 @@
 #
 #   tools/bench_report.sh [-m MODEL] [-t THREADS] [-R ROUNDS] [-o OUT.md] [--quick]
 #                         [--moepool BIN] [--llama-bench BIN | --no-llama]
-#                         [--no-cluster] [--no-lan] [-- EXTRA BENCH OPTIONS]
+#                         [--no-cluster] [--no-lan] [--no-replicas] [-- EXTRA BENCH OPTIONS]
 #
 # Defaults: the full-size synthetic LFM2-8B-A1B Q4_K_M (/work/synth-out/lfm2-8b-a1b-q4_k_m.gguf,
 # written by `moepool synth` when missing), 2 threads, 3 rounds, build/moepool,
@@ -19,8 +19,11 @@
 # When the binary has the cluster (`moepool bench --cluster`, `moepool worker`), each round also
 # runs the bench with its experts on 2 workers (`moepool worker --join`, THREADS/2 threads each)
 # over loopback and, as root, over an emulated LAN (deploy/netns.sh: 1 Gbit/s, 0.3 ms one way;
-# without netem in the kernel the link has the rate only, and the report says so). --no-cluster
-# and --no-lan skip those. The raw JSON lines are kept beside the report
+# without netem in the kernel the delay comes from lan_delay, built beside moepool, and the report
+# gives the ping round trip measured on the emulated LAN). Each setup runs twice: with the default
+# split of the experts, and with two full replicas (`placement plan --policy striped --workers 2
+# --replicate 2`: each worker holds every expert and a job's experts are shared between them).
+# --no-cluster, --no-lan and --no-replicas skip those. Workers' peak RSS goes in the report. The raw JSON lines are kept beside the report
 # (OUT.md -> OUT.jsonl) and tools/bench_report.py turns them into the tables, written between
 # the markers in OUT.md so that the hand-written text around them stays.
 set -eu
@@ -36,6 +39,7 @@ LLAMA_BENCH=$LLAMA_NPM/llama_bench
 QUICK=
 CLUSTER=1
 LAN=1
+REPLICAS=1
 NETNS=$ROOT/deploy/netns.sh
 NETNS_TAG=mpbench
 while [ $# -gt 0 ]; do
@@ -50,10 +54,11 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --no-cluster) CLUSTER=; shift ;;
     --no-lan) LAN=; shift ;;
+    --no-replicas) REPLICAS=; shift ;;
     --) shift; break ;;
     *) echo "usage: tools/bench_report.sh [-m MODEL] [-t THREADS] [-R ROUNDS] [-o OUT.md]" \
             "[--quick] [--moepool BIN] [--llama-bench BIN | --no-llama] [--no-cluster]" \
-            "[--no-lan] [-- BENCH OPTIONS]" >&2
+            "[--no-lan] [--no-replicas] [-- BENCH OPTIONS]" >&2
         exit 2 ;;
     esac
 done
@@ -85,8 +90,9 @@ META=$(mktemp)
 LINES=$(mktemp)
 LOG=${OUT%.md}.log # the engines' stderr (cluster progress, warnings)
 LAN_UP=
+PLACEMENT=$(mktemp)
 cleanup() {
-    rm -f "$META" "$LINES"
+    rm -f "$META" "$LINES" "$PLACEMENT"
     if [ -n "$LAN_UP" ]; then "$NETNS" --tag "$NETNS_TAG" down || true; fi
 }
 trap cleanup EXIT
@@ -99,10 +105,23 @@ if [ -n "$CLUSTER" ] && ! { "$MOEPOOL" bench --help | grep -q -- --expect-worker
     CLUSTER=
     CLUSTER_NOTE="not measured: this moepool has no \`bench --cluster\` (coordinator/cluster.h)"
 fi
-[ -n "$CLUSTER" ] || LAN=
+[ -n "$CLUSTER" ] || { LAN= REPLICAS=; }
+if [ -n "$REPLICAS" ] && ! "$MOEPOOL" placement plan -m "$MODEL" --policy striped --workers 2 \
+    --replicate 2 -o "$PLACEMENT" 2>>"$LOG"; then
+    REPLICAS=
+    CLUSTER_NOTE="two full replicas not measured: \`moepool placement plan --replicate 2\` failed"
+fi
+# Without netem, deploy/netns.sh delays packets with lan_delay, built beside moepool.
+if [ -z "${MP_LAN_DELAY:-}" ] && [ -x "$(dirname "$MOEPOOL")/lan_delay" ]; then
+    MP_LAN_DELAY=$(dirname "$MOEPOOL")/lan_delay
+    export MP_LAN_DELAY
+fi
 if [ -n "$LAN" ]; then
     if "$NETNS" --tag "$NETNS_TAG" up 3 --rate 1gbit --delay 0.3ms 2>>"$LOG"; then
         LAN_UP=1
+        # What the link really does: the round trip between two hosts, to set beside 2 x 0.3 ms.
+        LAN_PING=$("$NETNS" --tag "$NETNS_TAG" exec h2 ping -q -c 50 -i 0.02 \
+            "$("$NETNS" --tag "$NETNS_TAG" ip h1)" 2>&1 | tail -n 1) || LAN_PING="ping failed"
     else
         LAN=
         LAN_NOTE="emulated LAN not measured: deploy/netns.sh up failed (needs root; see $LOG)"
@@ -167,15 +186,26 @@ on_exec() {
     shift 2
     exec "$@"
 }
-# run_cluster ROUND SETUP BENCH-OPTIONS...: the bench as coordinator on h1 with 2 workers on h2
-# and h3 (all on this machine for loopback). The workers are stopped by their process ids.
+# worker_rss LABEL PID...: the workers' peak RSS (VmHWM), one META line per worker and run.
+worker_rss() {
+    label=$1
+    shift
+    for pid in "$@"; do
+        kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        [ -z "$kb" ] || echo "worker_rss_$label=$((kb * 1024))" >>"$META"
+    done
+}
+# run_cluster ROUND SETUP REPLICAS BENCH-OPTIONS...: the bench as coordinator on h1 with 2 workers
+# on h2 and h3 (all on this machine for loopback); REPLICAS=r2: each worker holds every expert
+# (the placement made above), labelled SETUP-r2. The workers are stopped by their process ids.
 run_cluster() {
-    round=$1 setup=$2
-    shift 2
+    round=$1 setup=$2 label=$2 reps=$3
+    shift 3
+    [ "$reps" != r2 ] || { label=$setup-r2; set -- --placement "$PLACEMENT" "$@"; }
     port=$((5700 + round))
     addr=127.0.0.1
     [ "$setup" = loopback ] || addr=$("$NETNS" --tag "$NETNS_TAG" ip h1)
-    echo "round $round: moepool, experts on 2 workers ($setup)" >&2
+    echo "round $round: moepool, experts on 2 workers ($label)" >&2
     for h in h2 h3; do
         # A subshell that execs: $! is the worker itself, so the kill below reaches it (a
         # backgrounded function call would leave the worker running under its dead subshell).
@@ -187,16 +217,19 @@ run_cluster() {
     on "$setup" h1 "$MOEPOOL" bench -m "$MODEL" -t "$THREADS" -r 1 --json \
         --cluster "tcp://0.0.0.0:$port" --expect-workers 2 "$@" >"$LINES" 2>>"$LOG" || rc=$?
     # shellcheck disable=SC2154 # set by eval above
+    worker_rss "$label" "$pid_h2" "$pid_h3"
     kill "$pid_h2" "$pid_h3" 2>/dev/null || true
     wait "$pid_h2" "$pid_h3" 2>/dev/null || true
-    [ "$rc" = 0 ] || { echo "bench_report.sh: cluster bench ($setup) failed, see $LOG" >&2; exit 1; }
-    keep "$setup"
+    [ "$rc" = 0 ] || { echo "bench_report.sh: cluster bench ($label) failed, see $LOG" >&2; exit 1; }
+    keep "$label"
 }
 run_clusters() {
     r=$1
     shift
-    [ -z "$CLUSTER" ] || run_cluster "$r" loopback "$@"
-    [ -z "$LAN" ] || run_cluster "$r" lan "$@"
+    for reps in default ${REPLICAS:+r2}; do
+        [ -z "$CLUSTER" ] || run_cluster "$r" loopback "$reps" "$@"
+        [ -z "$LAN" ] || run_cluster "$r" lan "$reps" "$@"
+    done
 }
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
@@ -219,7 +252,13 @@ echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META"
     echo "lan=${LAN_NOTE:-}"
     echo "worker_threads=$WORKER_THREADS"
     if [ -n "$LAN_UP" ]; then
-        echo "lan_link=$(grep 'netns.sh: ' "$LOG" | tail -n 2 | tr '\n' ' ')"
+        echo "lan_link=$(grep -E 'netns.sh: (no netem|[0-9]+ hosts)' "$LOG" | tail -n 2 | tr '\n' ' ')"
+        echo "lan_ping=$LAN_PING"
+        # down now, not at exit: each host's lan_delay then reports how late its releases were.
+        "$NETNS" --tag "$NETNS_TAG" down 2>>"$LOG" || true
+        LAN_UP=
+        echo "lan_delay=$(grep -E 'netns.sh: h[0-9]+: queue' "$LOG" | tail -n 3 |
+            sed 's/^netns.sh: //' | tr '\n' '|')"
     fi
 } >>"$META"
 
