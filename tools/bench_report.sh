@@ -23,8 +23,8 @@
 # gives the ping round trip measured on the emulated LAN). Each setup runs twice: with the default
 # split of the experts, and with two full replicas (`placement plan --policy striped --workers 2
 # --replicate 2`: each worker holds every expert and a job's experts are shared between them).
-# --no-cluster, --no-lan and --no-replicas skip those. Workers' peak RSS goes in the report. The raw JSON lines are kept beside the report
-# (OUT.md -> OUT.jsonl) and tools/bench_report.py turns them into the tables, written between
+# --no-cluster, --no-lan and --no-replicas skip those. Workers' peak RSS goes in the report.
+# The raw JSON lines are kept beside the report (OUT.md -> OUT.jsonl) and tools/bench_report.py turns them into the tables, written between
 # the markers in OUT.md so that the hand-written text around them stays.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
