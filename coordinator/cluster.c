@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "model/fingerprint.h"
+#include "proto/hoptrace.h"
 
 int64_t mono_ms(void)
 {
@@ -129,6 +130,8 @@ static void on_peer_message(struct cluster *c, struct msg *m)
         }
         /* fall through */
     case ENVELOPE__BODY_REPLY:
+        if (s >= 0 && env->body_case == ENVELOPE__BODY_REPLY)
+            hoptrace(env->reply->job, s, HOP_CLUSTER_IN);
         if (s >= 0)
             relay_to_eb(c, m, s);
         else
@@ -139,12 +142,25 @@ static void on_peer_message(struct cluster *c, struct msg *m)
     envelope__free_unpacked(env, NULL);
 }
 
+/* With MOEPOOL_HOP_TRACE only: the request's job id costs decoding its envelope. */
+static void trace_request(struct msg *m, int s, enum hop hop)
+{
+    if (!hoptrace_on() || m->n < 2)
+        return;
+    Envelope *env = msg_envelope(m, 1);
+    if (env && env->body_case == ENVELOPE__BODY_REQUEST)
+        hoptrace(env->request->job, s, hop);
+    if (env)
+        envelope__free_unpacked(env, NULL);
+}
+
 /* eb_remote -> worker: [slot][envelope][bulk...] becomes [identity][envelope][bulk...]. */
 static void on_pipe_message(struct cluster *c, struct msg *m)
 {
     int32_t s = -1;
     if (m->n >= 2 && msg_size(m, 0) == sizeof(s))
         memcpy(&s, msg_data(m, 0), sizeof(s));
+    trace_request(m, s, HOP_CLUSTER_OUT);
     pthread_mutex_lock(&c->mu);
     int ok = s >= 0 && s < c->o.expect_workers && c->slot[s].st.joined;
     unsigned char id[SLOT_ID_MAX];
@@ -411,6 +427,7 @@ void cluster_stop(struct cluster *c)
     }
     if (c->thread_started)
         pthread_join(c->thread, NULL);
+    hoptrace_flush();
     eb_remote_delete(c->eb);
     void *socks[] = {c->router, c->pipe_thread, c->pipe_eb, c->monitor, c->zap};
     int zero = 0;

@@ -12,6 +12,7 @@
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
 #include "model/repack.h"
+#include "proto/hoptrace.h"
 
 /* Holders 0..n_slots-1 are worker slots; with a local shard, holder n_slots is this process. */
 #define MAX_HOLDERS (CLUSTER_MAX_WORKERS + 1)
@@ -294,11 +295,13 @@ static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *jo
     const size_t kw_len = (size_t)f.n * (size_t)job->k * 4;
     int32_t slot = w;
     *bytes += envelope__get_packed_size(&env) + x_len + 2 * kw_len;
+    hoptrace(l->id, w, HOP_EB_SEND);
     if (msg_send_bytes(c->pipe_eb, &slot, sizeof(slot), 1) || msg_send_env(c->pipe_eb, &env, 1) ||
         send_frame(c->pipe_eb, x_len, 1, fill_x, &f) ||
         send_frame(c->pipe_eb, kw_len, 1, fill_ids, &f) ||
         send_frame(c->pipe_eb, kw_len, 0, fill_weights, &f))
         return -1;
+    hoptrace(l->id, w, HOP_EB_SENT);
     return 0;
 }
 
@@ -418,6 +421,7 @@ static int on_message(struct eb_remote *r, struct msg *m, struct lane **failed,
         l = lane_of(r, env->error->job);
     if (l && w >= 0 && w < r->n_slots && l->pending[w]) {
         if (env->body_case == ENVELOPE__BODY_REPLY) {
+            hoptrace(l->id, w, HOP_EB_RECV);
             uint64_t b = 0;
             rc = take_reply(r, l, w, m, env->reply, &b, err);
             l->pending[w] = 0;

@@ -15,6 +15,7 @@
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
 #include "model/fingerprint.h"
+#include "proto/hoptrace.h"
 
 static double now_s(void)
 {
@@ -244,6 +245,7 @@ static int per_slot_buffers(struct worker *w)
 static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
 {
     struct mp_error err = {0};
+    hoptrace(q->job, w->slot, HOP_COMPUTE_IN);
     int rc = check_request(w, q, m, &err);
     if (rc)
         return send_error(w, q->job, rc, err.msg);
@@ -293,6 +295,7 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
         msg_send_zmsg(w->pipe_compute, &out, 0);
     else
         zmq_msg_close(&out);
+    hoptrace(q->job, w->slot, HOP_COMPUTE_DONE);
 }
 
 /* Job buffers for want_n_max tokens (the welcome's), once the model is known. */
@@ -351,6 +354,7 @@ static int on_welcome(struct worker *w, const Welcome *wel, struct mp_error *err
     if (wel->n_max < 1 || wel->n_max > 65536)
         return mp_error_set(err, MP_EINVAL, "bad welcome: %d tokens per job", wel->n_max);
     w->want_n_max = wel->n_max;
+    w->slot = wel->slot;
     free_shard(w); /* the assign that follows loads it again */
     stream_free(w);
     return w->o.model_path ? 0 : open_cache(w, wel, err);

@@ -24,6 +24,7 @@ struct worker {
     void *dealer, *monitor;            /* I/O thread */
     void *pipe_io, *pipe_compute;      /* inproc pair: I/O end, compute end */
     int has_key;
+    int slot; /* from the welcome (compute thread), for hoptrace */
     struct cluster_key key;
     /* written by the compute thread, read by the I/O thread for Stats */
     _Atomic uint64_t stat_jobs, stat_tokens, stat_compute_us;
