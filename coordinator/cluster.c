@@ -257,6 +257,35 @@ static void *cluster_thread(void *arg)
     return NULL;
 }
 
+/* The data ROUTER, on the control endpoint's host and a port the system picks (workers learn it
+ * from the welcome). Same key and ZAP admission as the control socket. A send to a worker whose
+ * data connection is not up fails at once (ROUTER_MANDATORY, no send timeout) and eb_remote
+ * relays that request instead. */
+static int open_data(struct cluster *c, int64_t max_msg, struct mp_error *err)
+{
+    const char *ep = c->o.endpoint;
+    const char *colon = strrchr(ep, ':');
+    if (strncmp(ep, "tcp://", 6) || !colon || colon < ep + 6)
+        return 0;
+    char bind[300], last[300];
+    snprintf(bind, sizeof(bind), "%.*s:*", (int)(colon - ep), ep);
+    int zero = 0, one = 1, rc;
+    c->data = zmq_socket(c->ctx, ZMQ_ROUTER);
+    zmq_setsockopt(c->data, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(c->data, ZMQ_SNDTIMEO, &zero, sizeof(zero));
+    zmq_setsockopt(c->data, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    zmq_setsockopt(c->data, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
+    if (c->has_key && (rc = keyfile_apply_server(c->data, &c->key, err)))
+        return rc;
+    size_t len = sizeof(last);
+    if (zmq_bind(c->data, bind) || zmq_getsockopt(c->data, ZMQ_LAST_ENDPOINT, last, &len))
+        return mp_error_set(err, MP_EIO, "cannot bind the data socket %s: %s", bind,
+                            zmq_strerror(errno));
+    const char *port = strrchr(last, ':');
+    c->data_port = port ? atoi(port + 1) : 0;
+    return 0;
+}
+
 static int open_sockets(struct cluster *c, struct mp_error *err)
 {
     char name[64];
@@ -283,6 +312,8 @@ static int open_sockets(struct cluster *c, struct mp_error *err)
     zmq_connect(c->monitor, name);
     if (zmq_bind(c->router, c->o.endpoint))
         return mp_error_set(err, MP_EIO, "cannot bind %s: %s", c->o.endpoint, zmq_strerror(errno));
+    if ((rc = open_data(c, max_msg, err)))
+        return rc;
     snprintf(name, sizeof(name), "inproc://cluster-pipe-%p", (void *)c);
     c->pipe_thread = zmq_socket(c->ctx, ZMQ_PAIR);
     c->pipe_eb = zmq_socket(c->ctx, ZMQ_PAIR);
@@ -340,8 +371,9 @@ int cluster_start(const struct model *m, const struct cluster_opts *o, struct cl
         cluster_stop(c);
         return rc;
     }
-    mp_info("cluster: listening on %s for %d worker(s), wire %s%s%s%s%s", c->o.endpoint,
-            c->o.expect_workers, wire_name(c->o.wire), c->has_key ? ", CURVE" : "",
+    mp_info("cluster: listening on %s (data port %d) for %d worker(s), wire %s%s%s%s%s",
+            c->o.endpoint, c->data_port, c->o.expect_workers, wire_name(c->o.wire),
+            c->has_key ? ", CURVE" : "",
             c->o.local_shard ? ", local shard" : "", c->o.exact ? ", exact sums" : "",
             c->o.split ? ", batches split in two and pipelined" : "");
     *out = c;
@@ -407,6 +439,9 @@ void cluster_status(struct cluster *c, struct cluster_status *out)
     out->bytes_per_token_layer = c->token_layers ? (double)c->bytes / (double)c->token_layers : 0;
     out->refused = c->refused;
     out->garbage = c->garbage;
+    out->data_port = c->data_port;
+    out->direct_requests = c->direct_requests;
+    out->relayed_requests = c->relayed_requests;
     out->timing = c->timing;
     for (int64_t i = 0; c->o.local_shard && i < c->m->hp.n_layer * c->m->hp.n_expert; i++)
         out->local_experts += c->holders[i] >> c->o.expect_workers & 1;
@@ -429,7 +464,7 @@ void cluster_stop(struct cluster *c)
         pthread_join(c->thread, NULL);
     hoptrace_flush();
     eb_remote_delete(c->eb);
-    void *socks[] = {c->router, c->pipe_thread, c->pipe_eb, c->monitor, c->zap};
+    void *socks[] = {c->router, c->pipe_thread, c->pipe_eb, c->monitor, c->zap, c->data};
     int zero = 0;
     if (c->router)
         zmq_socket_monitor(c->router, NULL, 0);

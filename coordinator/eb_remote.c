@@ -1,6 +1,10 @@
-/* coordinator/eb_remote.c: see eb_remote.h. Runs on the forward pass's thread and talks to the
- * cluster thread over an inproc pair: [slot][envelope][bulk...] both ways. Bulk frames are built
- * in zmq_msg_t buffers, and the cluster thread moves them to the ROUTER without copying. */
+/* coordinator/eb_remote.c: see eb_remote.h. Runs on the forward pass's thread. A worker's
+ * requests and replies travel on its direct data connection: [data id][envelope][bulk...] on the
+ * data ROUTER this thread owns (cluster_impl.h), so a round trip crosses no coordinator thread
+ * but this one. Until that connection is up (or without one: a non-TCP endpoint, a worker that
+ * did not open it) they are relayed by the cluster thread over an inproc pair instead:
+ * [slot][envelope][bulk...] both ways. Bulk frames are built in zmq_msg_t buffers and moved
+ * (never copied) to the socket that carries them. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -46,6 +50,8 @@ struct eb_remote {
     int n_slots;
     int n_holders;
     uint64_t ready;   /* holders able to take work now (bit per holder) */
+    /* Each slot's data connection routing id, as of the latest claim_slots. */
+    unsigned char data_id[CLUSTER_MAX_WORKERS][DATA_ID_LEN];
     struct lane lane[EB_MAX_INFLIGHT];
     /* local shard */
     struct expert_table *table;
@@ -273,6 +279,23 @@ static void fill_weights(void *dst, void *arg)
         memcpy(w + (size_t)i * k, f->job->weights + (size_t)f->tok[i] * k, (size_t)k * sizeof(*w));
 }
 
+/* Sends the first frame of a message for worker w and returns the socket the rest goes on: the
+ * data ROUTER when the worker's data connection is up (the send of its routing id fails at once
+ * otherwise: ROUTER_MANDATORY, no timeout; nothing was queued), else the pipe to the cluster
+ * thread. Counts which. */
+static void *route_to(struct eb_remote *r, int w)
+{
+    struct cluster *c = r->c;
+    int direct = c->data && msg_send_bytes(c->data, r->data_id[w], DATA_ID_LEN, 1) == 0;
+    int32_t slot = w;
+    if (!direct)
+        msg_send_bytes(c->pipe_eb, &slot, sizeof(slot), 1);
+    pthread_mutex_lock(&c->mu);
+    *(direct ? &c->direct_requests : &c->relayed_requests) += 1;
+    pthread_mutex_unlock(&c->mu);
+    return direct ? c->data : c->pipe_eb;
+}
+
 static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *job, int w,
                     uint64_t *bytes)
 {
@@ -293,13 +316,11 @@ static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *jo
     env.request = &q;
     const size_t x_len = (size_t)f.n * x_row_bytes(&f);
     const size_t kw_len = (size_t)f.n * (size_t)job->k * 4;
-    int32_t slot = w;
     *bytes += envelope__get_packed_size(&env) + x_len + 2 * kw_len;
     hoptrace(l->id, w, HOP_EB_SEND);
-    if (msg_send_bytes(c->pipe_eb, &slot, sizeof(slot), 1) || msg_send_env(c->pipe_eb, &env, 1) ||
-        send_frame(c->pipe_eb, x_len, 1, fill_x, &f) ||
-        send_frame(c->pipe_eb, kw_len, 1, fill_ids, &f) ||
-        send_frame(c->pipe_eb, kw_len, 0, fill_weights, &f))
+    void *sock = route_to(r, w);
+    if (msg_send_env(sock, &env, 1) || send_frame(sock, x_len, 1, fill_x, &f) ||
+        send_frame(sock, kw_len, 1, fill_ids, &f) || send_frame(sock, kw_len, 0, fill_weights, &f))
         return -1;
     hoptrace(l->id, w, HOP_EB_SENT);
     return 0;
@@ -404,15 +425,32 @@ static struct lane *lane_of(struct eb_remote *r, uint64_t id)
     return NULL;
 }
 
-/* Handles one message from the pipe, for whichever job in flight it answers; returns 0, or an
- * error that fails that job (*failed: its lane). Replies of forgotten jobs are dropped. */
-static int on_message(struct eb_remote *r, struct msg *m, struct lane **failed,
-                      struct mp_error *err)
+/* The slot a message came from: on the pipe, its first frame; on the data ROUTER, the slot
+ * whose current data id it carries (-1: nobody's, e.g. a peer that has not joined, or a
+ * worker's connection from before it rejoined). */
+static int sender_of(struct eb_remote *r, struct msg *m, bool data)
 {
     int32_t w = -1;
-    if (m->n >= 2 && msg_size(m, 0) == sizeof(w))
-        memcpy(&w, msg_data(m, 0), sizeof(w));
-    Envelope *env = msg_envelope(m, 1);
+    if (m->n < 2)
+        return -1;
+    if (!data) {
+        if (msg_size(m, 0) == sizeof(w))
+            memcpy(&w, msg_data(m, 0), sizeof(w));
+        return w;
+    }
+    for (int s = 0; s < r->n_slots; s++)
+        if (msg_size(m, 0) == DATA_ID_LEN && !memcmp(msg_data(m, 0), r->data_id[s], DATA_ID_LEN))
+            return s;
+    return -1;
+}
+
+/* Handles one message from worker w (-1: unknown), for whichever job in flight it answers;
+ * returns 0, or an error that fails that job (*failed: its lane). Replies of forgotten jobs are
+ * dropped. */
+static int on_message(struct eb_remote *r, struct msg *m, int w, struct lane **failed,
+                      struct mp_error *err)
+{
+    Envelope *env = w >= 0 ? msg_envelope(m, 1) : NULL;
     int rc = 0;
     struct lane *l = NULL;
     if (env && env->body_case == ENVELOPE__BODY_REPLY)
@@ -448,35 +486,50 @@ static int n_pending(const struct eb_remote *r, const struct lane *l)
     return left;
 }
 
+/* Takes the messages waiting on sock (the pipe, or the data ROUTER: data). An error of lane l is
+ * returned; an error of the other lane is kept for its own wait. */
+static int drain(struct eb_remote *r, struct lane *l, void *sock, bool data, struct mp_error *err)
+{
+    struct msg m;
+    while (!msg_recv(sock, &m, ZMQ_DONTWAIT)) {
+        struct lane *failed = NULL;
+        struct mp_error e = {0};
+        const int w = sender_of(r, &m, data);
+        if (w < 0 && data)
+            cluster_garbage(r->c, "a data connection", "a message from an unknown sender");
+        int rc = on_message(r, &m, w, &failed, &e);
+        msg_close(&m);
+        if (rc && failed == l) {
+            *err = e;
+            return rc;
+        }
+        if (rc && failed->rc == 0) { /* the other lane: it fails when waited for */
+            failed->rc = rc;
+            failed->err = e;
+            memset(failed->pending, 0, sizeof(failed->pending));
+        }
+    }
+    return 0;
+}
+
 /* Blocks in zmq_poll (the cores stay free for the workers) until every reply of lane l is in.
  * Replies for the other lane are taken as they come; an error of the other lane is kept for
  * its own wait (it is reported when that lane is waited for, or dropped by cancel). */
 static int gather(struct eb_remote *r, struct lane *l, struct mp_error *err)
 {
     const int64_t start = mono_ms();
+    struct cluster *c = r->c;
     if (n_pending(r, l)) /* the forward pass's threads must not spin on the workers' cores */
-        tp_sleep_now(r->c->o.local_tp);
+        tp_sleep_now(c->o.local_tp);
     while (n_pending(r, l)) {
-        zmq_pollitem_t item = {r->c->pipe_eb, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 50) < 0 && errno != EINTR)
+        zmq_pollitem_t items[2] = {{c->pipe_eb, 0, ZMQ_POLLIN, 0}, {c->data, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, c->data ? 2 : 1, 50) < 0 && errno != EINTR)
             return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
-        struct msg m;
-        while (!msg_recv(r->c->pipe_eb, &m, ZMQ_DONTWAIT)) {
-            struct lane *failed = NULL;
-            struct mp_error e = {0};
-            int rc = on_message(r, &m, &failed, &e);
-            msg_close(&m);
-            if (rc && failed == l) {
-                *err = e;
-                return rc;
-            }
-            if (rc && failed->rc == 0) { /* the other lane: it fails when waited for */
-                failed->rc = rc;
-                failed->err = e;
-                memset(failed->pending, 0, sizeof(failed->pending));
-            }
-        }
-        int rc = check_alive(r, l, err);
+        int rc = drain(r, l, c->pipe_eb, false, err);
+        if (!rc && c->data)
+            rc = drain(r, l, c->data, true, err);
+        if (!rc)
+            rc = check_alive(r, l, err);
         if (rc)
             return rc;
         if (mono_ms() - start > r->c->o.job_timeout_ms)
@@ -510,6 +563,7 @@ static int claim_slots(struct eb_remote *r, struct lane *l, struct mp_error *err
     for (int w = 0; w < r->n_slots; w++) {
         l->pending[w] = l->n_tok[w] > 0;
         l->gen[w] = c->slot[w].gen;
+        memcpy(r->data_id[w], c->slot[w].data_id, DATA_ID_LEN);
         if (l->pending[w] && !c->slot[w].st.ready && !rc)
             rc = mp_error_set(err, MP_EPEER, "layer %d: worker %d is not %s", l->job.layer, w,
                               c->slot[w].st.joined ? "ready" : "connected");
