@@ -15,7 +15,7 @@ add_executable(cluster_test ${CMAKE_SOURCE_DIR}/tests/cluster/cluster_test.c)
 target_link_libraries(cluster_test PRIVATE mp_cluster)
 set(MP_MODELS ${CMAKE_SOURCE_DIR}/../shared/conformance/models)
 foreach(group wire:lfm2moe-tiny-q8_0 wire:qwen3moe-tiny-q8_0 wire:lfm2moe-small-q4_k_m
-              local exact split placement lost restart stream refuse garbage curve)
+              local exact split placement lost restart stream refuse garbage curve relayed)
   string(REPLACE ":" "_" name ${group})
   add_test(NAME cluster_${name} COMMAND cluster_test $<TARGET_FILE:moepool> ${MP_MODELS} ${group})
   set_tests_properties(cluster_${name} PROPERTIES TIMEOUT 300)
