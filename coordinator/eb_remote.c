@@ -38,6 +38,11 @@ struct lane {
     int64_t sent_at[CLUSTER_MAX_WORKERS];
     int pending[CLUSTER_MAX_WORKERS];
     uint64_t compute_us[CLUSTER_MAX_WORKERS]; /* each worker's own compute time, from its reply */
+    /* Per-worker statistics, added to the cluster's under one lock when the job is done (the
+     * forward thread takes c->mu once per submit and once per wait, not per message). */
+    uint64_t w_bytes_out[CLUSTER_MAX_WORKERS], w_bytes_in[CLUSTER_MAX_WORKERS];
+    int64_t rtt_ms[CLUSTER_MAX_WORKERS];
+    uint64_t n_direct, n_relayed; /* requests sent on data connections / relayed */
     uint64_t bytes_out, bytes_in;
     int64_t t0, t_sent;
     int rc;               /* a worker's error that arrived while the other lane was waited for */
@@ -165,15 +170,19 @@ static int choose_holder(const struct eb_remote *r, const struct lane *l, uint64
     return best;
 }
 
-/* Which holders are ready now: the local shard always, slots with a loaded worker. */
-static void snapshot_ready(struct eb_remote *r)
+/* Which holders are ready now (the local shard always, slots with a loaded worker), with each
+ * slot's generation (a change while the job is out means its worker was lost) and data id. */
+static void snapshot_ready(struct eb_remote *r, struct lane *l)
 {
     struct cluster *c = r->c;
     r->ready = r->n_holders > r->n_slots ? 1ull << r->n_slots : 0;
     pthread_mutex_lock(&c->mu);
-    for (int w = 0; w < r->n_slots; w++)
+    for (int w = 0; w < r->n_slots; w++) {
         if (c->slot[w].st.ready)
             r->ready |= 1ull << w;
+        l->gen[w] = c->slot[w].gen;
+        memcpy(r->data_id[w], c->slot[w].data_id, DATA_ID_LEN);
+    }
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -283,16 +292,14 @@ static void fill_weights(void *dst, void *arg)
  * data ROUTER when the worker's data connection is up (the send of its routing id fails at once
  * otherwise: ROUTER_MANDATORY, no timeout; nothing was queued), else the pipe to the cluster
  * thread. Counts which. */
-static void *route_to(struct eb_remote *r, int w)
+static void *route_to(struct eb_remote *r, struct lane *l, int w)
 {
     struct cluster *c = r->c;
     int direct = c->data && msg_send_bytes(c->data, r->data_id[w], DATA_ID_LEN, 1) == 0;
     int32_t slot = w;
     if (!direct)
         msg_send_bytes(c->pipe_eb, &slot, sizeof(slot), 1);
-    pthread_mutex_lock(&c->mu);
-    *(direct ? &c->direct_requests : &c->relayed_requests) += 1;
-    pthread_mutex_unlock(&c->mu);
+    *(direct ? &l->n_direct : &l->n_relayed) += 1;
     return direct ? c->data : c->pipe_eb;
 }
 
@@ -318,7 +325,7 @@ static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *jo
     const size_t kw_len = (size_t)f.n * (size_t)job->k * 4;
     *bytes += envelope__get_packed_size(&env) + x_len + 2 * kw_len;
     hoptrace(l->id, w, HOP_EB_SEND);
-    void *sock = route_to(r, w);
+    void *sock = route_to(r, l, w);
     if (msg_send_env(sock, &env, 1) || send_frame(sock, x_len, 1, fill_x, &f) ||
         send_frame(sock, kw_len, 1, fill_ids, &f) || send_frame(sock, kw_len, 0, fill_weights, &f))
         return -1;
@@ -368,16 +375,22 @@ static int take_reply(struct eb_remote *r, struct lane *l, int w, struct msg *m,
     return 0;
 }
 
-static void record_rtt(struct eb_remote *r, const struct lane *l, int w, uint64_t bytes_in)
+/* Under c->mu, once the job is done: each worker's round trip and traffic. */
+static void record_workers(struct eb_remote *r, const struct lane *l)
 {
-    struct cluster_worker_status *st = &r->c->slot[w].st;
-    const double ms = (double)(mono_ms() - l->sent_at[w]);
-    pthread_mutex_lock(&r->c->mu);
-    st->rtt_ms_last = ms;
-    st->rtt_ms_mean = (st->rtt_ms_mean * (double)st->jobs + ms) / (double)(st->jobs + 1);
-    st->jobs++;
-    st->bytes_received += bytes_in;
-    pthread_mutex_unlock(&r->c->mu);
+    for (int w = 0; w < r->n_slots; w++) {
+        if (!l->n_tok[w])
+            continue;
+        struct cluster_worker_status *st = &r->c->slot[w].st;
+        const double ms = (double)l->rtt_ms[w];
+        st->rtt_ms_last = ms;
+        st->rtt_ms_mean = (st->rtt_ms_mean * (double)st->jobs + ms) / (double)(st->jobs + 1);
+        st->jobs++;
+        st->bytes_sent += l->w_bytes_out[w];
+        st->bytes_received += l->w_bytes_in[w];
+    }
+    r->c->direct_requests += l->n_direct;
+    r->c->relayed_requests += l->n_relayed;
 }
 
 /* A pending slot whose worker was lost (or replaced) since the job was sent fails the job. */
@@ -465,8 +478,8 @@ static int on_message(struct eb_remote *r, struct msg *m, int w, struct lane **f
             l->pending[w] = 0;
             l->compute_us[w] = env->reply->compute_us;
             l->bytes_in += b;
-            if (!rc)
-                record_rtt(r, l, w, b);
+            l->w_bytes_in[w] = b;
+            l->rtt_ms[w] = mono_ms() - l->sent_at[w];
         } else {
             rc = mp_error_set(err, MP_EPEER, "worker %d: %s", w,
                               env->error->message ? env->error->message : "failed");
@@ -554,22 +567,12 @@ static void sum_partials(struct eb_remote *r, const struct lane *l, float *out)
         }
 }
 
-/* Claims the slots this job needs: each must hold a ready worker now. */
-static int claim_slots(struct eb_remote *r, struct lane *l, struct mp_error *err)
+/* Claims the slots this job needs. group_by_slot chose only holders ready at snapshot_ready;
+ * a worker lost since then fails the job in check_alive (its gen changed). */
+static void claim_slots(struct eb_remote *r, struct lane *l)
 {
-    struct cluster *c = r->c;
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    for (int w = 0; w < r->n_slots; w++) {
+    for (int w = 0; w < r->n_slots; w++)
         l->pending[w] = l->n_tok[w] > 0;
-        l->gen[w] = c->slot[w].gen;
-        memcpy(r->data_id[w], c->slot[w].data_id, DATA_ID_LEN);
-        if (l->pending[w] && !c->slot[w].st.ready && !rc)
-            rc = mp_error_set(err, MP_EPEER, "layer %d: worker %d is not %s", l->job.layer, w,
-                              c->slot[w].st.joined ? "ready" : "connected");
-    }
-    pthread_mutex_unlock(&c->mu);
-    return rc;
 }
 
 /* Sends each pending slot its part of the job. */
@@ -584,9 +587,7 @@ static int scatter(struct eb_remote *r, struct lane *l, const struct eb_job *job
         if (send_job(r, l, job, w, &b))
             return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
         l->bytes_out += b;
-        pthread_mutex_lock(&r->c->mu);
-        r->c->slot[w].st.bytes_sent += b;
-        pthread_mutex_unlock(&r->c->mu);
+        l->w_bytes_out[w] = b;
     }
     return 0;
 }
@@ -634,14 +635,18 @@ static int remote_submit(void *self, const struct eb_job *job, float *out, int *
     l->job.x = NULL, l->job.ids = NULL, l->job.weights = NULL;
     l->out = out;
     l->bytes_out = l->bytes_in = 0;
+    l->n_direct = l->n_relayed = 0;
     l->rc = 0;
     memset(l->pending, 0, sizeof(l->pending));
-    snapshot_ready(r);
+    snapshot_ready(r, l);
     int rc = group_by_slot(r, l, job, err);
-    if (!rc)
-        rc = claim_slots(r, l, err);
     if (rc)
         return rc;
+    claim_slots(r, l);
+    /* Without a local share this thread's pool has nothing to do until the replies are in: its
+     * threads stop spinning now, so the workers woken by the sends find the cores free. */
+    if (r->n_holders == r->n_slots || !l->n_tok[r->n_slots])
+        tp_sleep_now(c->o.local_tp);
     l->id = ++r->next_job;
     l->busy = true; /* from here on a failure leaves the lane to wait() or cancel() */
     if ((rc = scatter(r, l, job, err)) == 0 && r->n_holders > r->n_slots &&
@@ -680,6 +685,7 @@ static int remote_wait(void *self, int ticket, struct mp_error *err)
     const int64_t t_end = mono_us();
     pthread_mutex_lock(&c->mu);
     record_timing(r, l, t_wait, t_waited, t_end);
+    record_workers(r, l);
     c->jobs++;
     c->token_layers += (uint64_t)l->job.n_tokens;
     c->bytes += l->bytes_out + l->bytes_in;
