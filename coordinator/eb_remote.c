@@ -579,9 +579,20 @@ static void claim_slots(struct eb_remote *r, struct lane *l)
 static int scatter(struct eb_remote *r, struct lane *l, const struct eb_job *job,
                    struct mp_error *err)
 {
+    /* Most work first: the job ends when its slowest worker does, and each send costs tens of
+     * microseconds (ZeroMQ hands the message to its I/O thread, a wake-up), so the worker with
+     * the most (token, slot) pairs starts first. Ties keep slot order. */
+    int order[CLUSTER_MAX_WORKERS], n = 0;
     for (int w = 0; w < r->n_slots; w++) {
         if (!l->pending[w])
             continue;
+        int i = n++;
+        for (; i > 0 && l->n_slot[order[i - 1]] < l->n_slot[w]; i--)
+            order[i] = order[i - 1];
+        order[i] = w;
+    }
+    for (int i = 0; i < n; i++) {
+        const int w = order[i];
         uint64_t b = 0;
         l->sent_at[w] = mono_ms();
         if (send_job(r, l, job, w, &b))

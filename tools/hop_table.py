@@ -2,11 +2,12 @@
 """tools/hop_table.py: per-hop latencies of the cluster's expert round trips, from the files a
 run with MOEPOOL_HOP_TRACE=PREFIX wrote (PREFIX.PID, one per process; proto/hoptrace.h).
 
-    python3 tools/hop_table.py PREFIX [--skip N]
+    python3 tools/hop_table.py PREFIX [--skip N] [--upto M]
 
 Records are joined by (job, slot): one worker's part of one MoE layer job. Each row is the time
 from one hop to the next present one (all processes on one machine share CLOCK_MONOTONIC), as
-median and mean over the round trips that have both; --skip drops the first N jobs (warm-up)."""
+median and mean over the round trips that have both; --skip drops the first N jobs (warm-up),
+--upto the jobs after M (e.g. to keep a bench's single-stream test only)."""
 import glob
 import statistics
 import sys
@@ -20,6 +21,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     skip = int(sys.argv[sys.argv.index("--skip") + 1]) if "--skip" in sys.argv else 0
+    upto = int(sys.argv[sys.argv.index("--upto") + 1]) if "--upto" in sys.argv else 1 << 62
     trips = defaultdict(dict)
     for path in glob.glob(sys.argv[1] + ".[0-9]*"):
         for line in open(path):
@@ -28,7 +30,7 @@ def main():
     deltas = defaultdict(list)
     totals = []
     for (job, _), t in trips.items():
-        if job <= skip or "eb_send" not in t or "eb_recv" not in t:
+        if job <= skip or job > upto or "eb_send" not in t or "eb_recv" not in t:
             continue
         hops = [h for h in ORDER if h in t]
         for a, b in zip(hops, hops[1:]):
