@@ -269,8 +269,12 @@ static int open_data(struct cluster *c, int64_t max_msg, struct mp_error *err)
         return 0;
     char bind[300], last[300];
     snprintf(bind, sizeof(bind), "%.*s:*", (int)(colon - ep), ep);
-    int zero = 0, one = 1, rc;
+    /* Only the forward thread reads this socket, and only while a job is out: a peer must not
+     * make it buffer much meanwhile. A worker has at most EB_MAX_INFLIGHT replies (plus late
+     * ones of failed jobs) waiting; 8 per connection is room enough. */
+    int zero = 0, one = 1, hwm = 8, rc;
     c->data = zmq_socket(c->ctx, ZMQ_ROUTER);
+    zmq_setsockopt(c->data, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(c->data, ZMQ_LINGER, &zero, sizeof(zero));
     zmq_setsockopt(c->data, ZMQ_SNDTIMEO, &zero, sizeof(zero));
     zmq_setsockopt(c->data, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
