@@ -257,10 +257,11 @@ static void *cluster_thread(void *arg)
     return NULL;
 }
 
-/* The data ROUTER, on the control endpoint's host and a port the system picks (workers learn it
- * from the welcome). Same key and ZAP admission as the control socket. A send to a worker whose
- * data connection is not up fails at once (ROUTER_MANDATORY, no send timeout) and eb_remote
- * relays that request instead. */
+/* The data ROUTER, on the control endpoint's host and the next port (PORT + 1, so a firewall
+ * opens two known ports), or one the system picks when that is taken; workers learn it from the
+ * welcome. Same key and ZAP admission as the control socket. A send to a worker whose data
+ * connection is not up fails at once (ROUTER_MANDATORY, no send timeout) and eb_remote relays
+ * that request instead. */
 static int open_data(struct cluster *c, int64_t max_msg, struct mp_error *err)
 {
     const char *ep = c->o.endpoint;
@@ -281,12 +282,17 @@ static int open_data(struct cluster *c, int64_t max_msg, struct mp_error *err)
     zmq_setsockopt(c->data, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
     if (c->has_key && (rc = keyfile_apply_server(c->data, &c->key, err)))
         return rc;
+    const int port = atoi(colon + 1);
+    char next[300];
+    snprintf(next, sizeof(next), "%.*s:%d", (int)(colon - ep), ep, port + 1);
     size_t len = sizeof(last);
-    if (zmq_bind(c->data, bind) || zmq_getsockopt(c->data, ZMQ_LAST_ENDPOINT, last, &len))
+    if ((port <= 0 || port >= 65535 || zmq_bind(c->data, next)) && zmq_bind(c->data, bind))
         return mp_error_set(err, MP_EIO, "cannot bind the data socket %s: %s", bind,
                             zmq_strerror(errno));
-    const char *port = strrchr(last, ':');
-    c->data_port = port ? atoi(port + 1) : 0;
+    if (zmq_getsockopt(c->data, ZMQ_LAST_ENDPOINT, last, &len))
+        return mp_error_set(err, MP_EIO, "data socket: %s", zmq_strerror(errno));
+    const char *bound = strrchr(last, ':');
+    c->data_port = bound ? atoi(bound + 1) : 0;
     return 0;
 }
 
