@@ -2,11 +2,11 @@
  * the reason), their ready reports, and streaming model bytes to workers without the file. Runs
  * on the cluster thread; slot state changes under c->mu. */
 #include <stdarg.h>
-#include <sys/random.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "coordinator/cluster_impl.h"

@@ -32,8 +32,8 @@ static void init(void)
 
 const char *hop_name(enum hop h)
 {
-    static const char *names[HOP_N] = {"eb_send",     "eb_sent",      "cluster_out",
-                                       "worker_io_in", "compute_in",  "compute_done",
+    static const char *names[HOP_N] = {"eb_send",       "eb_sent",    "cluster_out",
+                                       "worker_io_in",  "compute_in", "compute_done",
                                        "worker_io_out", "cluster_in", "eb_recv"};
     return h >= 0 && h < HOP_N ? names[h] : "?";
 }
@@ -53,8 +53,8 @@ void hoptrace(uint64_t job, int slot, enum hop hop)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    records[i] = (struct hop_record){.job = job, .ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
-                                     .slot = slot, .hop = hop};
+    records[i] = (struct hop_record){
+        .job = job, .ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, .slot = slot, .hop = hop};
 }
 
 void hoptrace_flush(void)

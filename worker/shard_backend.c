@@ -47,7 +47,7 @@ struct shard_backend {
     uint64_t generation; /* bumped per job and for startup/shutdown */
     int pending;         /* drivers still working on the current generation */
     bool quit;
-    int inline_node;     /* the one node holding experts, computed on the caller; -1: drivers */
+    int inline_node; /* the one node holding experts, computed on the caller; -1: drivers */
 };
 
 static int driver_init(struct node_driver *d, struct mp_error *err)
@@ -306,8 +306,9 @@ int shard_backend_new(const struct model *m, const struct shard *shard, int n_th
         if (shard->nodes[k].n_experts == 0)
             continue;
         d->ids = malloc(n_pairs * sizeof(*d->ids));
-        d->out = k == sb->inline_node ? NULL
-                                      : malloc((size_t)n_max * (size_t)m->hp.n_embd * sizeof(float));
+        d->out = k == sb->inline_node
+                     ? NULL
+                     : malloc((size_t)n_max * (size_t)m->hp.n_embd * sizeof(float));
         if (!d->ids || (k != sb->inline_node && !d->out))
             rc = mp_error_set(err, MP_ENOMEM, "out of memory for node %d", k);
         else
