@@ -279,6 +279,9 @@ static int open_data(struct cluster *c, int64_t max_msg, struct mp_error *err)
     zmq_setsockopt(c->data, ZMQ_LINGER, &zero, sizeof(zero));
     zmq_setsockopt(c->data, ZMQ_SNDTIMEO, &zero, sizeof(zero));
     zmq_setsockopt(c->data, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    /* A worker's data DEALER that reconnects (ZeroMQ does it by itself) keeps its routing id:
+     * the new connection takes the id over from one the coordinator has not yet seen die. */
+    zmq_setsockopt(c->data, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
     zmq_setsockopt(c->data, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
     if (c->has_key && (rc = keyfile_apply_server(c->data, &c->key, err)))
         return rc;
