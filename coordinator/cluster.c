@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "model/fingerprint.h"
+#include "proto/hoptrace.h"
 
 int64_t mono_ms(void)
 {
@@ -129,6 +130,8 @@ static void on_peer_message(struct cluster *c, struct msg *m)
         }
         /* fall through */
     case ENVELOPE__BODY_REPLY:
+        if (s >= 0 && env->body_case == ENVELOPE__BODY_REPLY)
+            hoptrace(env->reply->job, s, HOP_CLUSTER_IN);
         if (s >= 0)
             relay_to_eb(c, m, s);
         else
@@ -139,12 +142,25 @@ static void on_peer_message(struct cluster *c, struct msg *m)
     envelope__free_unpacked(env, NULL);
 }
 
+/* With MOEPOOL_HOP_TRACE only: the request's job id costs decoding its envelope. */
+static void trace_request(struct msg *m, int s, enum hop hop)
+{
+    if (!hoptrace_on() || m->n < 2)
+        return;
+    Envelope *env = msg_envelope(m, 1);
+    if (env && env->body_case == ENVELOPE__BODY_REQUEST)
+        hoptrace(env->request->job, s, hop);
+    if (env)
+        envelope__free_unpacked(env, NULL);
+}
+
 /* eb_remote -> worker: [slot][envelope][bulk...] becomes [identity][envelope][bulk...]. */
 static void on_pipe_message(struct cluster *c, struct msg *m)
 {
     int32_t s = -1;
     if (m->n >= 2 && msg_size(m, 0) == sizeof(s))
         memcpy(&s, msg_data(m, 0), sizeof(s));
+    trace_request(m, s, HOP_CLUSTER_OUT);
     pthread_mutex_lock(&c->mu);
     int ok = s >= 0 && s < c->o.expect_workers && c->slot[s].st.joined;
     unsigned char id[SLOT_ID_MAX];
@@ -241,6 +257,48 @@ static void *cluster_thread(void *arg)
     return NULL;
 }
 
+/* The data ROUTER, on the control endpoint's host and the next port (PORT + 1, so a firewall
+ * opens two known ports), or one the system picks when that is taken; workers learn it from the
+ * welcome. Same key and ZAP admission as the control socket. A send to a worker whose data
+ * connection is not up fails at once (ROUTER_MANDATORY, no send timeout) and eb_remote relays
+ * that request instead. */
+static int open_data(struct cluster *c, int64_t max_msg, struct mp_error *err)
+{
+    const char *ep = c->o.endpoint;
+    const char *colon = strrchr(ep, ':');
+    if (strncmp(ep, "tcp://", 6) || !colon || colon < ep + 6)
+        return 0;
+    char bind[300], last[300];
+    snprintf(bind, sizeof(bind), "%.*s:*", (int)(colon - ep), ep);
+    /* Only the forward thread reads this socket, and only while a job is out: a peer must not
+     * make it buffer much meanwhile. A worker has at most EB_MAX_INFLIGHT replies (plus late
+     * ones of failed jobs) waiting; 8 per connection is room enough. */
+    int zero = 0, one = 1, hwm = 8, rc;
+    c->data = zmq_socket(c->ctx, ZMQ_ROUTER);
+    zmq_setsockopt(c->data, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(c->data, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(c->data, ZMQ_SNDTIMEO, &zero, sizeof(zero));
+    zmq_setsockopt(c->data, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    /* A worker's data DEALER that reconnects (ZeroMQ does it by itself) keeps its routing id:
+     * the new connection takes the id over from one the coordinator has not yet seen die. */
+    zmq_setsockopt(c->data, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
+    zmq_setsockopt(c->data, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
+    if (c->has_key && (rc = keyfile_apply_server(c->data, &c->key, err)))
+        return rc;
+    const int port = atoi(colon + 1);
+    char next[300];
+    snprintf(next, sizeof(next), "%.*s:%d", (int)(colon - ep), ep, port + 1);
+    size_t len = sizeof(last);
+    if ((port <= 0 || port >= 65535 || zmq_bind(c->data, next)) && zmq_bind(c->data, bind))
+        return mp_error_set(err, MP_EIO, "cannot bind the data socket %s: %s", bind,
+                            zmq_strerror(errno));
+    if (zmq_getsockopt(c->data, ZMQ_LAST_ENDPOINT, last, &len))
+        return mp_error_set(err, MP_EIO, "data socket: %s", zmq_strerror(errno));
+    const char *bound = strrchr(last, ':');
+    c->data_port = bound ? atoi(bound + 1) : 0;
+    return 0;
+}
+
 static int open_sockets(struct cluster *c, struct mp_error *err)
 {
     char name[64];
@@ -267,6 +325,8 @@ static int open_sockets(struct cluster *c, struct mp_error *err)
     zmq_connect(c->monitor, name);
     if (zmq_bind(c->router, c->o.endpoint))
         return mp_error_set(err, MP_EIO, "cannot bind %s: %s", c->o.endpoint, zmq_strerror(errno));
+    if ((rc = open_data(c, max_msg, err)))
+        return rc;
     snprintf(name, sizeof(name), "inproc://cluster-pipe-%p", (void *)c);
     c->pipe_thread = zmq_socket(c->ctx, ZMQ_PAIR);
     c->pipe_eb = zmq_socket(c->ctx, ZMQ_PAIR);
@@ -324,8 +384,9 @@ int cluster_start(const struct model *m, const struct cluster_opts *o, struct cl
         cluster_stop(c);
         return rc;
     }
-    mp_info("cluster: listening on %s for %d worker(s), wire %s%s%s%s%s", c->o.endpoint,
-            c->o.expect_workers, wire_name(c->o.wire), c->has_key ? ", CURVE" : "",
+    mp_info("cluster: listening on %s (data port %d) for %d worker(s), wire %s%s%s%s%s",
+            c->o.endpoint, c->data_port, c->o.expect_workers, wire_name(c->o.wire),
+            c->has_key ? ", CURVE" : "",
             c->o.local_shard ? ", local shard" : "", c->o.exact ? ", exact sums" : "",
             c->o.split ? ", batches split in two and pipelined" : "");
     *out = c;
@@ -391,6 +452,9 @@ void cluster_status(struct cluster *c, struct cluster_status *out)
     out->bytes_per_token_layer = c->token_layers ? (double)c->bytes / (double)c->token_layers : 0;
     out->refused = c->refused;
     out->garbage = c->garbage;
+    out->data_port = c->data_port;
+    out->direct_requests = c->direct_requests;
+    out->relayed_requests = c->relayed_requests;
     out->timing = c->timing;
     for (int64_t i = 0; c->o.local_shard && i < c->m->hp.n_layer * c->m->hp.n_expert; i++)
         out->local_experts += c->holders[i] >> c->o.expect_workers & 1;
@@ -411,8 +475,9 @@ void cluster_stop(struct cluster *c)
     }
     if (c->thread_started)
         pthread_join(c->thread, NULL);
+    hoptrace_flush();
     eb_remote_delete(c->eb);
-    void *socks[] = {c->router, c->pipe_thread, c->pipe_eb, c->monitor, c->zap};
+    void *socks[] = {c->router, c->pipe_thread, c->pipe_eb, c->monitor, c->zap, c->data};
     int zero = 0;
     if (c->router)
         zmq_socket_monitor(c->router, NULL, 0);

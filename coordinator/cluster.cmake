@@ -15,7 +15,7 @@ add_executable(cluster_test ${CMAKE_SOURCE_DIR}/tests/cluster/cluster_test.c)
 target_link_libraries(cluster_test PRIVATE mp_cluster)
 set(MP_MODELS ${CMAKE_SOURCE_DIR}/../shared/conformance/models)
 foreach(group wire:lfm2moe-tiny-q8_0 wire:qwen3moe-tiny-q8_0 wire:lfm2moe-small-q4_k_m
-              local exact split placement lost restart stream refuse garbage curve)
+              local exact split placement lost restart stream refuse garbage curve relayed)
   string(REPLACE ":" "_" name ${group})
   add_test(NAME cluster_${name} COMMAND cluster_test $<TARGET_FILE:moepool> ${MP_MODELS} ${group})
   set_tests_properties(cluster_${name} PROPERTIES TIMEOUT 300)
@@ -24,3 +24,7 @@ endforeach()
 # Bad input to the cluster commands: one line, status 2.
 add_test(NAME cluster_cli COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cluster/cli_test.sh
          $<TARGET_FILE:moepool> ${MP_MODELS}/lfm2moe-tiny-q8_0.gguf)
+
+# Loopback round trip, raw TCP against ZeroMQ: the transport's floor (docs/cluster.md).
+add_executable(net_ping ${CMAKE_SOURCE_DIR}/tools/net_ping.c)
+target_link_libraries(net_ping PRIVATE mp_proto)

@@ -99,6 +99,9 @@ struct cluster_status {
     double bytes_per_token_layer; /* expert traffic both ways / token_layers */
     uint64_t refused;         /* hellos refused (version, model, key, full) */
     uint64_t garbage;         /* undecodable messages ignored */
+    int data_port;            /* the data connections' port (0: none, all relayed) */
+    uint64_t direct_requests; /* worker requests sent on its data connection */
+    uint64_t relayed_requests; /* ... relayed by the cluster thread (no data connection yet) */
     int64_t local_experts;    /* (layer, expert) pairs computed in-process (local_shard) */
     struct cluster_timing timing;
     struct cluster_worker_status w[CLUSTER_MAX_WORKERS];

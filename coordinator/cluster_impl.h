@@ -13,6 +13,8 @@
 #include "proto/msg.h"
 
 #define SLOT_ID_MAX 256
+/* Routing id of a worker's data connection: 'd' and 8 random bytes, fresh for every join. */
+#define DATA_ID_LEN 9
 
 /* One of expect_workers places a worker can fill. Guarded by cluster.mu. */
 struct slot {
@@ -21,6 +23,7 @@ struct slot {
     uint32_t gen;       /* bumped whenever the slot is filled or emptied */
     int64_t last_seen;  /* ms (mono_ms) of the worker's latest message */
     uint64_t instance;
+    unsigned char data_id[DATA_ID_LEN]; /* its data connection's routing id (Welcome.data_id) */
     struct cluster_worker_status st;
 };
 
@@ -37,6 +40,11 @@ struct cluster {
     void *pipe_eb;      /* eb_remote's end */
     void *monitor;      /* thread: ROUTER handshake events */
     void *zap;          /* thread: ZAP requests, when a key is set */
+    /* The data ROUTER: workers' compute threads connect to it (Welcome.data_port) and eb_remote,
+     * on the forward pass's thread, sends requests and takes replies on it directly, without
+     * the cluster thread. NULL when the endpoint is not TCP: everything is relayed. */
+    void *data;
+    int data_port;
     int has_key;
     struct cluster_key key;
     pthread_t thread;
@@ -47,6 +55,7 @@ struct cluster {
     struct slot slot[CLUSTER_MAX_WORKERS];
     uint64_t refused, garbage;          /* under mu */
     uint64_t jobs, token_layers, bytes; /* under mu, written by eb_remote */
+    uint64_t direct_requests, relayed_requests; /* under mu, written by eb_remote */
     struct cluster_timing timing;       /* under mu, written by eb_remote */
     struct eb_remote *eb;
 };

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "coordinator/cluster_impl.h"
@@ -100,6 +102,14 @@ static void welcome(struct cluster *c, struct msg *m, int s)
     w.model_fingerprint = c->fingerprint;
     w.file_size = c->m->gguf->size;
     w.header_bytes = c->m->gguf->data_offset;
+    unsigned char data_id[DATA_ID_LEN];
+    pthread_mutex_lock(&c->mu);
+    memcpy(data_id, c->slot[s].data_id, DATA_ID_LEN);
+    pthread_mutex_unlock(&c->mu);
+    if (c->data) {
+        w.data_port = (uint32_t)c->data_port;
+        w.data_id = (ProtobufCBinaryData){.len = DATA_ID_LEN, .data = data_id};
+    }
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_WELCOME;
     env.welcome = &w;
@@ -109,6 +119,18 @@ static void welcome(struct cluster *c, struct msg *m, int s)
     pthread_mutex_lock(&c->mu);
     c->slot[s].st.n_experts = n_experts;
     pthread_mutex_unlock(&c->mu);
+}
+
+/* A fresh routing id for a joining worker's data connection: unguessable, so only the peer that
+ * got the welcome (over the control connection, encrypted with --key) can take the slot's data
+ * traffic; a rejoin gets a new one, so replies from an old connection match nothing. */
+static void new_data_id(unsigned char *id)
+{
+    id[0] = 'd'; /* ZeroMQ reserves routing ids that start with a zero byte */
+    if (getrandom(id + 1, DATA_ID_LEN - 1, 0) != DATA_ID_LEN - 1) {
+        uint64_t x = (uint64_t)mono_us() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+        memcpy(id + 1, &x, DATA_ID_LEN - 1);
+    }
 }
 
 /* Fills slot s (or refreshes it on a repeated hello) with the worker that said hello. */
@@ -121,6 +143,7 @@ static void take_slot(struct cluster *c, struct msg *m, const Hello *h, const ch
     sl->gen++;
     sl->last_seen = mono_ms();
     sl->instance = h->instance;
+    new_data_id(sl->data_id);
     struct cluster_worker_status *st = &sl->st;
     uint32_t joins = st->joins + 1;
     *st = (struct cluster_worker_status){.joined = true, .cores = h->cores, .joins = joins,

@@ -1,6 +1,10 @@
-/* coordinator/eb_remote.c: see eb_remote.h. Runs on the forward pass's thread and talks to the
- * cluster thread over an inproc pair: [slot][envelope][bulk...] both ways. Bulk frames are built
- * in zmq_msg_t buffers, and the cluster thread moves them to the ROUTER without copying. */
+/* coordinator/eb_remote.c: see eb_remote.h. Runs on the forward pass's thread. A worker's
+ * requests and replies travel on its direct data connection: [data id][envelope][bulk...] on the
+ * data ROUTER this thread owns (cluster_impl.h), so a round trip crosses no coordinator thread
+ * but this one. Until that connection is up (or without one: a non-TCP endpoint, a worker that
+ * did not open it) they are relayed by the cluster thread over an inproc pair instead:
+ * [slot][envelope][bulk...] both ways. Bulk frames are built in zmq_msg_t buffers and moved
+ * (never copied) to the socket that carries them. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,6 +16,7 @@
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
 #include "model/repack.h"
+#include "proto/hoptrace.h"
 
 /* Holders 0..n_slots-1 are worker slots; with a local shard, holder n_slots is this process. */
 #define MAX_HOLDERS (CLUSTER_MAX_WORKERS + 1)
@@ -33,6 +38,11 @@ struct lane {
     int64_t sent_at[CLUSTER_MAX_WORKERS];
     int pending[CLUSTER_MAX_WORKERS];
     uint64_t compute_us[CLUSTER_MAX_WORKERS]; /* each worker's own compute time, from its reply */
+    /* Per-worker statistics, added to the cluster's under one lock when the job is done (the
+     * forward thread takes c->mu once per submit and once per wait, not per message). */
+    uint64_t w_bytes_out[CLUSTER_MAX_WORKERS], w_bytes_in[CLUSTER_MAX_WORKERS];
+    int64_t rtt_ms[CLUSTER_MAX_WORKERS];
+    uint64_t n_direct, n_relayed; /* requests sent on data connections / relayed */
     uint64_t bytes_out, bytes_in;
     int64_t t0, t_sent;
     int rc;               /* a worker's error that arrived while the other lane was waited for */
@@ -45,6 +55,8 @@ struct eb_remote {
     int n_slots;
     int n_holders;
     uint64_t ready;   /* holders able to take work now (bit per holder) */
+    /* Each slot's data connection routing id, as of the latest claim_slots. */
+    unsigned char data_id[CLUSTER_MAX_WORKERS][DATA_ID_LEN];
     struct lane lane[EB_MAX_INFLIGHT];
     /* local shard */
     struct expert_table *table;
@@ -158,15 +170,19 @@ static int choose_holder(const struct eb_remote *r, const struct lane *l, uint64
     return best;
 }
 
-/* Which holders are ready now: the local shard always, slots with a loaded worker. */
-static void snapshot_ready(struct eb_remote *r)
+/* Which holders are ready now (the local shard always, slots with a loaded worker), with each
+ * slot's generation (a change while the job is out means its worker was lost) and data id. */
+static void snapshot_ready(struct eb_remote *r, struct lane *l)
 {
     struct cluster *c = r->c;
     r->ready = r->n_holders > r->n_slots ? 1ull << r->n_slots : 0;
     pthread_mutex_lock(&c->mu);
-    for (int w = 0; w < r->n_slots; w++)
+    for (int w = 0; w < r->n_slots; w++) {
         if (c->slot[w].st.ready)
             r->ready |= 1ull << w;
+        l->gen[w] = c->slot[w].gen;
+        memcpy(r->data_id[w], c->slot[w].data_id, DATA_ID_LEN);
+    }
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -272,6 +288,21 @@ static void fill_weights(void *dst, void *arg)
         memcpy(w + (size_t)i * k, f->job->weights + (size_t)f->tok[i] * k, (size_t)k * sizeof(*w));
 }
 
+/* Sends the first frame of a message for worker w and returns the socket the rest goes on: the
+ * data ROUTER when the worker's data connection is up (the send of its routing id fails at once
+ * otherwise: ROUTER_MANDATORY, no timeout; nothing was queued), else the pipe to the cluster
+ * thread. Counts which. */
+static void *route_to(struct eb_remote *r, struct lane *l, int w)
+{
+    struct cluster *c = r->c;
+    int direct = c->data && msg_send_bytes(c->data, r->data_id[w], DATA_ID_LEN, 1) == 0;
+    int32_t slot = w;
+    if (!direct)
+        msg_send_bytes(c->pipe_eb, &slot, sizeof(slot), 1);
+    *(direct ? &l->n_direct : &l->n_relayed) += 1;
+    return direct ? c->data : c->pipe_eb;
+}
+
 static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *job, int w,
                     uint64_t *bytes)
 {
@@ -292,13 +323,13 @@ static int send_job(struct eb_remote *r, struct lane *l, const struct eb_job *jo
     env.request = &q;
     const size_t x_len = (size_t)f.n * x_row_bytes(&f);
     const size_t kw_len = (size_t)f.n * (size_t)job->k * 4;
-    int32_t slot = w;
     *bytes += envelope__get_packed_size(&env) + x_len + 2 * kw_len;
-    if (msg_send_bytes(c->pipe_eb, &slot, sizeof(slot), 1) || msg_send_env(c->pipe_eb, &env, 1) ||
-        send_frame(c->pipe_eb, x_len, 1, fill_x, &f) ||
-        send_frame(c->pipe_eb, kw_len, 1, fill_ids, &f) ||
-        send_frame(c->pipe_eb, kw_len, 0, fill_weights, &f))
+    hoptrace(l->id, w, HOP_EB_SEND);
+    void *sock = route_to(r, l, w);
+    if (msg_send_env(sock, &env, 1) || send_frame(sock, x_len, 1, fill_x, &f) ||
+        send_frame(sock, kw_len, 1, fill_ids, &f) || send_frame(sock, kw_len, 0, fill_weights, &f))
         return -1;
+    hoptrace(l->id, w, HOP_EB_SENT);
     return 0;
 }
 
@@ -344,16 +375,22 @@ static int take_reply(struct eb_remote *r, struct lane *l, int w, struct msg *m,
     return 0;
 }
 
-static void record_rtt(struct eb_remote *r, const struct lane *l, int w, uint64_t bytes_in)
+/* Under c->mu, once the job is done: each worker's round trip and traffic. */
+static void record_workers(struct eb_remote *r, const struct lane *l)
 {
-    struct cluster_worker_status *st = &r->c->slot[w].st;
-    const double ms = (double)(mono_ms() - l->sent_at[w]);
-    pthread_mutex_lock(&r->c->mu);
-    st->rtt_ms_last = ms;
-    st->rtt_ms_mean = (st->rtt_ms_mean * (double)st->jobs + ms) / (double)(st->jobs + 1);
-    st->jobs++;
-    st->bytes_received += bytes_in;
-    pthread_mutex_unlock(&r->c->mu);
+    for (int w = 0; w < r->n_slots; w++) {
+        if (!l->n_tok[w])
+            continue;
+        struct cluster_worker_status *st = &r->c->slot[w].st;
+        const double ms = (double)l->rtt_ms[w];
+        st->rtt_ms_last = ms;
+        st->rtt_ms_mean = (st->rtt_ms_mean * (double)st->jobs + ms) / (double)(st->jobs + 1);
+        st->jobs++;
+        st->bytes_sent += l->w_bytes_out[w];
+        st->bytes_received += l->w_bytes_in[w];
+    }
+    r->c->direct_requests += l->n_direct;
+    r->c->relayed_requests += l->n_relayed;
 }
 
 /* A pending slot whose worker was lost (or replaced) since the job was sent fails the job. */
@@ -401,15 +438,32 @@ static struct lane *lane_of(struct eb_remote *r, uint64_t id)
     return NULL;
 }
 
-/* Handles one message from the pipe, for whichever job in flight it answers; returns 0, or an
- * error that fails that job (*failed: its lane). Replies of forgotten jobs are dropped. */
-static int on_message(struct eb_remote *r, struct msg *m, struct lane **failed,
-                      struct mp_error *err)
+/* The slot a message came from: on the pipe, its first frame; on the data ROUTER, the slot
+ * whose current data id it carries (-1: nobody's, e.g. a peer that has not joined, or a
+ * worker's connection from before it rejoined). */
+static int sender_of(struct eb_remote *r, struct msg *m, bool data)
 {
     int32_t w = -1;
-    if (m->n >= 2 && msg_size(m, 0) == sizeof(w))
-        memcpy(&w, msg_data(m, 0), sizeof(w));
-    Envelope *env = msg_envelope(m, 1);
+    if (m->n < 2)
+        return -1;
+    if (!data) {
+        if (msg_size(m, 0) == sizeof(w))
+            memcpy(&w, msg_data(m, 0), sizeof(w));
+        return w;
+    }
+    for (int s = 0; s < r->n_slots; s++)
+        if (msg_size(m, 0) == DATA_ID_LEN && !memcmp(msg_data(m, 0), r->data_id[s], DATA_ID_LEN))
+            return s;
+    return -1;
+}
+
+/* Handles one message from worker w (-1: unknown), for whichever job in flight it answers;
+ * returns 0, or an error that fails that job (*failed: its lane). Replies of forgotten jobs are
+ * dropped. */
+static int on_message(struct eb_remote *r, struct msg *m, int w, struct lane **failed,
+                      struct mp_error *err)
+{
+    Envelope *env = w >= 0 ? msg_envelope(m, 1) : NULL;
     int rc = 0;
     struct lane *l = NULL;
     if (env && env->body_case == ENVELOPE__BODY_REPLY)
@@ -418,13 +472,14 @@ static int on_message(struct eb_remote *r, struct msg *m, struct lane **failed,
         l = lane_of(r, env->error->job);
     if (l && w >= 0 && w < r->n_slots && l->pending[w]) {
         if (env->body_case == ENVELOPE__BODY_REPLY) {
+            hoptrace(l->id, w, HOP_EB_RECV);
             uint64_t b = 0;
             rc = take_reply(r, l, w, m, env->reply, &b, err);
             l->pending[w] = 0;
             l->compute_us[w] = env->reply->compute_us;
             l->bytes_in += b;
-            if (!rc)
-                record_rtt(r, l, w, b);
+            l->w_bytes_in[w] = b;
+            l->rtt_ms[w] = mono_ms() - l->sent_at[w];
         } else {
             rc = mp_error_set(err, MP_EPEER, "worker %d: %s", w,
                               env->error->message ? env->error->message : "failed");
@@ -444,35 +499,50 @@ static int n_pending(const struct eb_remote *r, const struct lane *l)
     return left;
 }
 
+/* Takes the messages waiting on sock (the pipe, or the data ROUTER: data). An error of lane l is
+ * returned; an error of the other lane is kept for its own wait. */
+static int drain(struct eb_remote *r, struct lane *l, void *sock, bool data, struct mp_error *err)
+{
+    struct msg m;
+    while (!msg_recv(sock, &m, ZMQ_DONTWAIT)) {
+        struct lane *failed = NULL;
+        struct mp_error e = {0};
+        const int w = sender_of(r, &m, data);
+        if (w < 0 && data)
+            cluster_garbage(r->c, "a data connection", "a message from an unknown sender");
+        int rc = on_message(r, &m, w, &failed, &e);
+        msg_close(&m);
+        if (rc && failed == l) {
+            *err = e;
+            return rc;
+        }
+        if (rc && failed->rc == 0) { /* the other lane: it fails when waited for */
+            failed->rc = rc;
+            failed->err = e;
+            memset(failed->pending, 0, sizeof(failed->pending));
+        }
+    }
+    return 0;
+}
+
 /* Blocks in zmq_poll (the cores stay free for the workers) until every reply of lane l is in.
  * Replies for the other lane are taken as they come; an error of the other lane is kept for
  * its own wait (it is reported when that lane is waited for, or dropped by cancel). */
 static int gather(struct eb_remote *r, struct lane *l, struct mp_error *err)
 {
     const int64_t start = mono_ms();
+    struct cluster *c = r->c;
     if (n_pending(r, l)) /* the forward pass's threads must not spin on the workers' cores */
-        tp_sleep_now(r->c->o.local_tp);
+        tp_sleep_now(c->o.local_tp);
     while (n_pending(r, l)) {
-        zmq_pollitem_t item = {r->c->pipe_eb, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 50) < 0 && errno != EINTR)
+        zmq_pollitem_t items[2] = {{c->pipe_eb, 0, ZMQ_POLLIN, 0}, {c->data, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, c->data ? 2 : 1, 50) < 0 && errno != EINTR)
             return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
-        struct msg m;
-        while (!msg_recv(r->c->pipe_eb, &m, ZMQ_DONTWAIT)) {
-            struct lane *failed = NULL;
-            struct mp_error e = {0};
-            int rc = on_message(r, &m, &failed, &e);
-            msg_close(&m);
-            if (rc && failed == l) {
-                *err = e;
-                return rc;
-            }
-            if (rc && failed->rc == 0) { /* the other lane: it fails when waited for */
-                failed->rc = rc;
-                failed->err = e;
-                memset(failed->pending, 0, sizeof(failed->pending));
-            }
-        }
-        int rc = check_alive(r, l, err);
+        int rc = drain(r, l, c->pipe_eb, false, err);
+        if (!rc && c->data)
+            rc = drain(r, l, c->data, true, err);
+        if (!rc)
+            rc = check_alive(r, l, err);
         if (rc)
             return rc;
         if (mono_ms() - start > r->c->o.job_timeout_ms)
@@ -497,38 +567,38 @@ static void sum_partials(struct eb_remote *r, const struct lane *l, float *out)
         }
 }
 
-/* Claims the slots this job needs: each must hold a ready worker now. */
-static int claim_slots(struct eb_remote *r, struct lane *l, struct mp_error *err)
+/* Claims the slots this job needs. group_by_slot chose only holders ready at snapshot_ready;
+ * a worker lost since then fails the job in check_alive (its gen changed). */
+static void claim_slots(struct eb_remote *r, struct lane *l)
 {
-    struct cluster *c = r->c;
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    for (int w = 0; w < r->n_slots; w++) {
+    for (int w = 0; w < r->n_slots; w++)
         l->pending[w] = l->n_tok[w] > 0;
-        l->gen[w] = c->slot[w].gen;
-        if (l->pending[w] && !c->slot[w].st.ready && !rc)
-            rc = mp_error_set(err, MP_EPEER, "layer %d: worker %d is not %s", l->job.layer, w,
-                              c->slot[w].st.joined ? "ready" : "connected");
-    }
-    pthread_mutex_unlock(&c->mu);
-    return rc;
 }
 
 /* Sends each pending slot its part of the job. */
 static int scatter(struct eb_remote *r, struct lane *l, const struct eb_job *job,
                    struct mp_error *err)
 {
+    /* Most work first: the job ends when its slowest worker does, and each send costs tens of
+     * microseconds (ZeroMQ hands the message to its I/O thread, a wake-up), so the worker with
+     * the most (token, slot) pairs starts first. Ties keep slot order. */
+    int order[CLUSTER_MAX_WORKERS], n = 0;
     for (int w = 0; w < r->n_slots; w++) {
         if (!l->pending[w])
             continue;
+        int i = n++;
+        for (; i > 0 && l->n_slot[order[i - 1]] < l->n_slot[w]; i--)
+            order[i] = order[i - 1];
+        order[i] = w;
+    }
+    for (int i = 0; i < n; i++) {
+        const int w = order[i];
         uint64_t b = 0;
         l->sent_at[w] = mono_ms();
         if (send_job(r, l, job, w, &b))
             return mp_error_set(err, MP_EIO, "cluster pipe: %s", zmq_strerror(errno));
         l->bytes_out += b;
-        pthread_mutex_lock(&r->c->mu);
-        r->c->slot[w].st.bytes_sent += b;
-        pthread_mutex_unlock(&r->c->mu);
+        l->w_bytes_out[w] = b;
     }
     return 0;
 }
@@ -576,14 +646,18 @@ static int remote_submit(void *self, const struct eb_job *job, float *out, int *
     l->job.x = NULL, l->job.ids = NULL, l->job.weights = NULL;
     l->out = out;
     l->bytes_out = l->bytes_in = 0;
+    l->n_direct = l->n_relayed = 0;
     l->rc = 0;
     memset(l->pending, 0, sizeof(l->pending));
-    snapshot_ready(r);
+    snapshot_ready(r, l);
     int rc = group_by_slot(r, l, job, err);
-    if (!rc)
-        rc = claim_slots(r, l, err);
     if (rc)
         return rc;
+    claim_slots(r, l);
+    /* Without a local share this thread's pool has nothing to do until the replies are in: its
+     * threads stop spinning now, so the workers woken by the sends find the cores free. */
+    if (r->n_holders == r->n_slots || !l->n_tok[r->n_slots])
+        tp_sleep_now(c->o.local_tp);
     l->id = ++r->next_job;
     l->busy = true; /* from here on a failure leaves the lane to wait() or cancel() */
     if ((rc = scatter(r, l, job, err)) == 0 && r->n_holders > r->n_slots &&
@@ -622,6 +696,7 @@ static int remote_wait(void *self, int ticket, struct mp_error *err)
     const int64_t t_end = mono_us();
     pthread_mutex_lock(&c->mu);
     record_timing(r, l, t_wait, t_waited, t_end);
+    record_workers(r, l);
     c->jobs++;
     c->token_layers += (uint64_t)l->job.n_tokens;
     c->bytes += l->bytes_out + l->bytes_in;

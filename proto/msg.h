@@ -12,7 +12,8 @@
 #include "proto/cluster.pb-c.h"
 
 /* Peers speaking another version are refused. Bump when a message's meaning changes. */
-#define CLUSTER_PROTOCOL_VERSION 2u /* 2: ExpertRequest.x_act */
+/* 2: ExpertRequest.x_act; 3: Welcome.data_port/data_id (requests may come on a second connection) */
+#define CLUSTER_PROTOCOL_VERSION 3u
 
 #define MSG_MAX_PARTS 8
 

@@ -17,7 +17,7 @@ add_custom_command(
   DEPENDS ${CMAKE_SOURCE_DIR}/proto/cluster.proto
   COMMENT "protoc-c proto/cluster.proto")
 
-add_library(mp_proto STATIC ${MP_PROTO_GEN}/proto/cluster.pb-c.c msg.c wire.c keyfile.c)
+add_library(mp_proto STATIC ${MP_PROTO_GEN}/proto/cluster.pb-c.c msg.c wire.c keyfile.c hoptrace.c)
 target_include_directories(mp_proto PUBLIC ${MP_PROTO_GEN})
 # Generated code: protoc-c's output is not ours to fix warnings in.
 set_source_files_properties(${MP_PROTO_GEN}/proto/cluster.pb-c.c PROPERTIES COMPILE_OPTIONS "-Wno-unused-parameter")

@@ -4,7 +4,9 @@
  * reading only that node's memory. A job's (token, slot) pairs go to the node holding the expert
  * (slots of experts the shard does not hold make the job fail with MP_ENOTFOUND, and slots already
  * EB_SLOT_SKIP stay skipped); nodes compute concurrently and their partial sums are added in node
- * order, so results are deterministic. With one node the result is eb_local's, bit for bit. */
+ * order, so results are deterministic. With one node the result is eb_local's, bit for bit.
+ * When one node holds all the shard's experts, that node's pool is the caller's (no driver
+ * thread): run every job from the thread that called shard_backend_new. */
 #ifndef SHARD_BACKEND_H
 #define SHARD_BACKEND_H
 

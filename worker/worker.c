@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "kernels/kq.h"
 #include "model/fingerprint.h"
+#include "proto/hoptrace.h"
 #include "worker/numa.h"
 
 #ifndef MOEPOOL_VERSION
@@ -177,6 +178,9 @@ static int on_coordinator(struct worker *w, struct link *l, struct mp_error *err
         mp_info("worker: joined %s as worker %d of %d (wire %s)", w->o.endpoint, l->slot,
                 env->welcome->n_slots, wire_name(env->welcome->wire));
         msg_forward(&m, 0, w->pipe_io);
+    } else if (env->body_case == ENVELOPE__BODY_REQUEST) {
+        hoptrace(env->request->job, l->slot, HOP_WORKER_IO_IN);
+        msg_forward(&m, 0, w->pipe_io);
     } else if (env->body_case == ENVELOPE__BODY_ASSIGN ||
                env->body_case == ENVELOPE__BODY_REQUEST || env->body_case == ENVELOPE__BODY_CHUNK) {
         msg_forward(&m, 0, w->pipe_io);
@@ -240,6 +244,18 @@ static void say_bye(struct worker *w, const struct link *l, const char *reason)
     w->dealer = NULL;
 }
 
+/* With MOEPOOL_HOP_TRACE only: the reply's job id costs decoding its envelope. */
+static void trace_reply(struct msg *m, int slot)
+{
+    if (!hoptrace_on())
+        return;
+    Envelope *env = msg_envelope(m, 0);
+    if (env && env->body_case == ENVELOPE__BODY_REPLY)
+        hoptrace(env->reply->job, slot, HOP_WORKER_IO_OUT);
+    if (env)
+        envelope__free_unpacked(env, NULL);
+}
+
 static int io_loop(struct worker *w, struct mp_error *err)
 {
     struct link l;
@@ -257,6 +273,7 @@ static int io_loop(struct worker *w, struct mp_error *err)
             break;
         struct msg m;
         while (items[1].revents && !msg_recv(w->pipe_io, &m, ZMQ_DONTWAIT)) {
+            trace_reply(&m, l.slot);
             msg_forward(&m, 0, w->dealer);
             msg_close(&m);
         }
@@ -324,6 +341,7 @@ int worker_run(const struct worker_opts *o, struct mp_error *err)
         pthread_join(compute, NULL);
     }
     close_link(w);
+    hoptrace_flush();
     if (w->pipe_io)
         zmq_close(w->pipe_io);
     if (w->pipe_compute)

@@ -2,10 +2,15 @@
  * shapes and types), the assigned experts read into NUMA-local memory (worker/shard_load.h) and
  * the shard's expert backend (worker/shard_backend.h); it answers the coordinator's
  * assign and request messages that the I/O thread passes over the pipe, and replies through it.
+ * Requests also come, and mostly, on the compute thread's own data connection to the
+ * coordinator (opened from the welcome): their replies go back on it, so a job's round trip
+ * wakes no other thread of this process (ZeroMQ's I/O thread aside).
  * Every request is checked against the welcome's limits and its own frame sizes before use: a
  * bad request gets an Error reply, never a crash. */
 #include "worker/worker_impl.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +20,7 @@
 #include "model/eb_local.h"
 #include "model/eb_slots.h"
 #include "model/fingerprint.h"
+#include "proto/hoptrace.h"
 
 static double now_s(void)
 {
@@ -23,7 +29,8 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void send_error(struct worker *w, uint64_t job, int code, const char *message)
+/* sock: where the request came from (the pipe or the data connection). */
+static void send_error(void *sock, uint64_t job, int code, const char *message)
 {
     Error e = ERROR__INIT;
     e.job = job;
@@ -32,7 +39,7 @@ static void send_error(struct worker *w, uint64_t job, int code, const char *mes
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_ERROR;
     env.error = &e;
-    msg_send_env(w->pipe_compute, &env, 0);
+    msg_send_env(sock, &env, 0);
 }
 
 /* The assignment as expert refs, each checked against the model. */
@@ -109,7 +116,7 @@ static void send_ready(struct worker *w)
 static void fail(struct worker *w, int rc, const struct mp_error *err)
 {
     mp_error_log("worker: cannot load the assigned experts: %s", err->msg);
-    send_error(w, 0, rc, err->msg);
+    send_error(w->pipe_compute, 0, rc, err->msg);
 }
 
 /* Reads the assigned experts into NUMA-local memory (worker/shard_load.h, liburing) from the
@@ -241,12 +248,14 @@ static int per_slot_buffers(struct worker *w)
     return w->slot_tmp && w->ids_tmp ? 0 : -1;
 }
 
-static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
+/* sock: the pipe or the data connection the request came on; the reply goes back on it. */
+static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m, void *sock)
 {
     struct mp_error err = {0};
+    hoptrace(q->job, w->slot, HOP_COMPUTE_IN);
     int rc = check_request(w, q, m, &err);
     if (rc)
-        return send_error(w, q->job, rc, err.msg);
+        return send_error(sock, q->job, rc, err.msg);
     const int64_t n_embd = w->m->hp.n_embd;
     const double t0 = now_s();
     struct eb_job job = {.layer = q->layer, .n_tokens = q->n_tokens, .k = q->k, .n_embd = n_embd,
@@ -271,12 +280,12 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
     else
         rc = eb_run(&w->eb, &job, w->out, &err);
     if (rc)
-        return send_error(w, q->job, rc, err.msg);
+        return send_error(sock, q->job, rc, err.msg);
     const float *rows = q->per_slot ? w->slot_tmp + (size_t)q->k * w->n_max * n_embd : w->out;
     zmq_msg_t out;
     const size_t len = (size_t)n_rows * wire_row_bytes(q->wire, n_embd);
     if (zmq_msg_init_size(&out, len))
-        return send_error(w, q->job, MP_ENOMEM, "out of memory for the reply");
+        return send_error(sock, q->job, MP_ENOMEM, "out of memory for the reply");
     wire_encode(q->wire, rows, n_rows, n_embd, zmq_msg_data(&out));
     ExpertReply r = EXPERT_REPLY__INIT;
     r.job = q->job;
@@ -289,10 +298,11 @@ static void on_request(struct worker *w, const ExpertRequest *q, struct msg *m)
     Envelope env = ENVELOPE__INIT;
     env.body_case = ENVELOPE__BODY_REPLY;
     env.reply = &r;
-    if (msg_send_env(w->pipe_compute, &env, 1) == 0)
-        msg_send_zmsg(w->pipe_compute, &out, 0);
+    if (msg_send_env(sock, &env, 1) == 0)
+        msg_send_zmsg(sock, &out, 0);
     else
         zmq_msg_close(&out);
+    hoptrace(q->job, w->slot, HOP_COMPUTE_DONE);
 }
 
 /* Job buffers for want_n_max tokens (the welcome's), once the model is known. */
@@ -346,14 +356,67 @@ static int open_cache(struct worker *w, const Welcome *wel, struct mp_error *err
     return 0;
 }
 
+static void close_data(struct worker *w)
+{
+    if (w->data)
+        zmq_close(w->data);
+    w->data = NULL;
+}
+
+/* The direct data connection: a DEALER to the coordinator's host at the welcome's data port, with
+ * the welcome's routing id (which is how the coordinator knows us there) and our key. Replies
+ * are dropped rather than queued when it is down (SNDTIMEO 0): the control connection's
+ * heartbeats decide whether we are lost. Without it (or MOEPOOL_TEST_NO_DATA set, for the tests
+ * of the relayed path) requests come relayed through the I/O thread. */
+static void open_data(struct worker *w, const Welcome *wel)
+{
+    close_data(w);
+    const char *ep = w->o.endpoint, *colon = strrchr(ep, ':');
+    if (!wel->data_port || !wel->data_id.len || getenv("MOEPOOL_TEST_NO_DATA") ||
+        strncmp(ep, "tcp://", 6) || !colon)
+        return;
+    char addr[300];
+    snprintf(addr, sizeof(addr), "%.*s:%u", (int)(colon - ep), ep, wel->data_port);
+    struct mp_error err = {0};
+    int zero = 0, one = 1;
+    w->data = zmq_socket(w->ctx, ZMQ_DEALER);
+    zmq_setsockopt(w->data, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(w->data, ZMQ_SNDTIMEO, &zero, sizeof(zero));
+    zmq_setsockopt(w->data, ZMQ_IMMEDIATE, &one, sizeof(one));
+    zmq_setsockopt(w->data, ZMQ_ROUTING_ID, wel->data_id.data, wel->data_id.len);
+    if ((w->has_key && keyfile_apply_client(w->data, &w->key, &err)) || zmq_connect(w->data, addr)) {
+        mp_warn("worker: no data connection to %s (%s): requests come relayed", addr,
+                err.code ? err.msg : zmq_strerror(errno));
+        close_data(w);
+    }
+}
+
 static int on_welcome(struct worker *w, const Welcome *wel, struct mp_error *err)
 {
     if (wel->n_max < 1 || wel->n_max > 65536)
         return mp_error_set(err, MP_EINVAL, "bad welcome: %d tokens per job", wel->n_max);
     w->want_n_max = wel->n_max;
+    w->slot = wel->slot;
+    open_data(w, wel);
     free_shard(w); /* the assign that follows loads it again */
     stream_free(w);
     return w->o.model_path ? 0 : open_cache(w, wel, err);
+}
+
+/* A message on the data connection: only requests come there (anything else is dropped). */
+static void on_data(struct worker *w)
+{
+    struct msg m;
+    if (msg_recv(w->data, &m, ZMQ_DONTWAIT))
+        return;
+    Envelope *env = msg_envelope(&m, 0);
+    if (env && env->body_case == ENVELOPE__BODY_REQUEST)
+        on_request(w, env->request, &m, w->data);
+    else
+        mp_warn("worker: ignored a %s on the data connection", env ? msg_kind(env) : "garbage");
+    if (env)
+        envelope__free_unpacked(env, NULL);
+    msg_close(&m);
 }
 
 void *worker_compute_thread(void *arg)
@@ -363,9 +426,23 @@ void *worker_compute_thread(void *arg)
     if (numa_open(&w->numa, &err))
         mp_warn("worker: no NUMA topology (%s); one node, unbound memory", err.msg);
     for (;;) {
-        struct msg m;
-        if (msg_recv(w->pipe_compute, &m, 0))
+        zmq_pollitem_t items[2] = {{w->pipe_compute, 0, ZMQ_POLLIN, 0},
+                                   {w->data, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, w->data ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
             break;
+        }
+        if (w->data && (items[1].revents & ZMQ_POLLIN)) {
+            on_data(w);
+            continue;
+        }
+        struct msg m;
+        if (msg_recv(w->pipe_compute, &m, ZMQ_DONTWAIT)) {
+            if (errno == EAGAIN)
+                continue;
+            break;
+        }
         Envelope *env = msg_envelope(&m, 0);
         int stop = !env; /* the I/O thread sends an empty frame to stop */
         if (env && env->body_case == ENVELOPE__BODY_WELCOME && on_welcome(w, env->welcome, &err))
@@ -375,13 +452,14 @@ void *worker_compute_thread(void *arg)
         else if (env && env->body_case == ENVELOPE__BODY_CHUNK)
             on_chunk(w, env->chunk, &m);
         else if (env && env->body_case == ENVELOPE__BODY_REQUEST)
-            on_request(w, env->request, &m);
+            on_request(w, env->request, &m, w->pipe_compute);
         if (env)
             envelope__free_unpacked(env, NULL);
         msg_close(&m);
         if (stop)
             break;
     }
+    close_data(w);
     free_shard(w);
     stream_free(w);
     shard_cache_close(w->cache);

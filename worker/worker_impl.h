@@ -24,10 +24,12 @@ struct worker {
     void *dealer, *monitor;            /* I/O thread */
     void *pipe_io, *pipe_compute;      /* inproc pair: I/O end, compute end */
     int has_key;
+    int slot; /* from the welcome (compute thread), for hoptrace */
     struct cluster_key key;
     /* written by the compute thread, read by the I/O thread for Stats */
     _Atomic uint64_t stat_jobs, stat_tokens, stat_compute_us;
     /* compute thread only */
+    void *data; /* DEALER of the direct data connection (Welcome.data_port), or NULL */
     struct shard_cache *cache;         /* no model file: the streamed parts of the coordinator's */
     struct stream *stream;
     uint64_t file_size, header_bytes;  /* from the welcome */

@@ -9,7 +9,10 @@
  *     error instead of hanging, the coordinator keeps running, the worker (re)joins and the next
  *     job is exact again;
  *   - a worker with another model or an old protocol version is refused on both sides;
- *   - garbage from a raw ZeroMQ peer and a raw TCP peer is ignored;
+ *   - garbage from a raw ZeroMQ peer and a raw TCP peer is ignored, on the control port and on
+ *     the data port (a peer with a made-up data id);
+ *   - requests travel on the workers' direct data connections, and, for workers that open none,
+ *     relayed by the I/O threads, with the same logits;
  *   - CURVE: a worker with the key joins; one with another key or none is refused;
  *   - a local shard, exact mode (bit-identical, also with workers on two synthetic NUMA nodes),
  *     a placement file with replicas (failover), workers started first and a coordinator
@@ -276,6 +279,42 @@ static int argmax_agree(const float *a, const float *b, int64_t n_vocab)
     return agree;
 }
 
+/* The workers' requests went on their data connections. Not all: a request sent before a
+ * worker's data handshake completed is relayed, which is correct (and rare: the worker connects
+ * when welcomed, long before its experts are loaded). */
+static void check_direct(const struct cluster_status *st)
+{
+    printf("requests: %llu direct, %llu relayed (data port %d)\n",
+           (unsigned long long)st->direct_requests, (unsigned long long)st->relayed_requests,
+           st->data_port);
+    CHECK(st->data_port > 0 && st->direct_requests > 0 &&
+              st->direct_requests >= st->relayed_requests,
+          "requests: %llu direct, %llu relayed", (unsigned long long)st->direct_requests,
+          (unsigned long long)st->relayed_requests);
+}
+
+/* Workers that open no data connection: every request is relayed by the cluster thread and the
+ * worker's I/O thread, with the same logits. */
+static void test_relayed(void)
+{
+    struct scenario s = {0};
+    struct mp_error err = {0};
+    int same;
+    worker_env = "MOEPOOL_TEST_NO_DATA=1";
+    if (start(&s, "lfm2moe-small-q4_k_m", WIRE_F32, NULL) == 0) {
+        double e = run_cluster(&s, &same, &err);
+        struct cluster_status st;
+        cluster_status(s.c, &st);
+        printf("relayed: rel error %.3g, %llu direct, %llu relayed\n", e,
+               (unsigned long long)st.direct_requests, (unsigned long long)st.relayed_requests);
+        CHECK(e <= 1e-5, "relayed: error %g (%s)", e, err.msg); /* f32 bound: see test_wire */
+        CHECK(st.direct_requests == 0 && st.relayed_requests > 0, "relayed: %llu direct",
+              (unsigned long long)st.direct_requests);
+    }
+    worker_env = NULL;
+    finish(&s);
+}
+
 /* Logit error against the in-process run, per wire format. f32: the only difference is the
  * order in which a token's k weighted expert outputs are added (each worker sums its own slots,
  * then the partial sums are added), a few float roundings of values around 0.1: relative error
@@ -303,6 +342,7 @@ static void test_wire(const char *name)
                    N_TOK, st.bytes_per_token_layer, st.w[0].rtt_ms_mean, st.w[1].rtt_ms_mean);
             if (wires[i].w == WIRE_F32)
                 CHECK(argmax_agree(s.ref, s.got, s.m->hp.n_vocab) == N_TOK, "greedy tokens");
+            check_direct(&st);
             CHECK(e <= wires[i].bound, "%s wire %s: error %g > %g (%s)", name,
                   wire_name(wires[i].w), e, wires[i].bound, err.msg);
         }
@@ -597,16 +637,32 @@ static void test_garbage(void)
                                 .sin_port = htons((uint16_t)atoi(strrchr(s.endpoint, ':') + 1))};
         if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
             CHECK(write(fd, "GET / HTTP/1.0\r\n\r\n", 18) == 18, "tcp write");
-        usleep(300000);
-        CHECK(run_cluster(&s, &same, &err) <= 1e-5, "with garbage: %s", err.msg);
+        /* On the data port: a peer with a made-up data id sends a reply for job 1, one without
+         * an id sends junk. Both are dropped when the backend next reads the port. */
         struct cluster_status st;
         cluster_status(s.c, &st);
-        CHECK(st.garbage >= 2 && st.ready == 2, "garbage %llu, ready %d",
+        char data_ep[64];
+        snprintf(data_ep, sizeof(data_ep), "tcp://127.0.0.1:%d", st.data_port);
+        void *d1 = zmq_socket(ctx, ZMQ_DEALER), *d2 = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_setsockopt(d1, ZMQ_ROUTING_ID, "dguessed!", 9);
+        zmq_connect(d1, data_ep);
+        zmq_connect(d2, data_ep);
+        zmq_send(d1, reply, sizeof(reply), ZMQ_SNDMORE);
+        zmq_send(d1, "rows", 4, 0);
+        zmq_send(d2, "\xff\xfe garbage", 10, 0);
+        usleep(300000);
+        CHECK(run_cluster(&s, &same, &err) <= 1e-5, "with garbage: %s", err.msg);
+        cluster_status(s.c, &st);
+        CHECK(st.garbage >= 4 && st.ready == 2, "garbage %llu, ready %d",
               (unsigned long long)st.garbage, st.ready);
+        check_direct(&st);
         close(fd);
         int zero = 0;
-        zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof(zero));
-        zmq_close(d);
+        void *socks[] = {d, d1, d2};
+        for (int i = 0; i < 3; i++) {
+            zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof(zero));
+            zmq_close(socks[i]);
+        }
         zmq_ctx_term(ctx);
     }
     finish(&s);
@@ -655,6 +711,8 @@ static void test_curve(void)
         zmq_close(d);
         zmq_ctx_term(ctx);
         CHECK(run_cluster(&s, &same, &err) <= 1e-5, "CURVE after refusals: %s", err.msg);
+        cluster_status(s.c, &st);
+        check_direct(&st); /* the data connections speak CURVE too */
     }
     finish(&s);
 }
@@ -665,7 +723,7 @@ int main(int argc, char **argv)
     if (argc != 4) {
         fprintf(stderr, "usage: cluster_test MOEPOOL_BINARY MODELS_DIR GROUP\n"
                         "groups: wire:MODEL local exact split placement lost restart stream refuse "
-                        "garbage curve\n");
+                        "garbage curve relayed\n");
         return 2;
     }
     moepool_bin = argv[1];
@@ -712,6 +770,8 @@ int main(int argc, char **argv)
         test_garbage();
     } else if (!strcmp(group, "curve")) {
         test_curve();
+    } else if (!strcmp(group, "relayed")) {
+        test_relayed();
     } else {
         fprintf(stderr, "cluster_test: unknown group '%s'\n", group);
         return 2;
