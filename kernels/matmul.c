@@ -9,6 +9,7 @@
  * per four tokens (a tail of three too, padded); dot4 equals `dot` bit for bit, so outputs
  * do not depend on the batch. */
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "kernels/kq_impl.h"
 #include "kernels/matmul.h"
@@ -147,12 +148,59 @@ static void matmul_chunk(const struct matmul_job *job, int64_t r0, int64_t r1)
 /* Products per parallel step; longer lists run as several steps. */
 #define MULTI_MAX 64
 
+/* Rows of a GLU pair finished together (activation and conversion of those columns of h): a
+ * multiple of every act type's block (Q8_K's 256 elements, Q8_0's 32), so a unit's conversion
+ * is whole blocks. */
+#define GLU_UNIT_ROWS 256
+/* Unit counters per step: 32 pairs of up to 64 units (n_ff 16384) in 8 KB of stack. */
+#define GLU_MAX_UNITS 2048
+
+/* The GLU part of a step (kq_matmul_glu): pair i is jobs 2i (gate) and 2i+1 (up). */
+struct glu_step {
+    kq_glu_fn act;
+    const struct kq_format *hq_format; /* the down matrix's act type */
+    const struct kq_glu *pair;
+    int unit_base[MULTI_MAX / 2 + 1]; /* pair i's first counter in rows_done */
+    _Atomic int32_t rows_done[GLU_MAX_UNITS]; /* gate + up rows computed per unit */
+};
+
 struct multi_job {
     int n;
     struct matmul_job jobs[MULTI_MAX];
     int64_t first_chunk[MULTI_MAX + 1]; /* global index of each product's first chunk */
     _Atomic int64_t next_chunk;
+    struct glu_step *glu; /* NULL: plain products */
 };
+
+/* Unit [u0, u1) of a pair has its gate and up rows for every token: h = act(gate, up) over
+ * them, converted into the hq rows' blocks u0 / block_elems on. */
+static void glu_finish(const struct glu_step *g, const struct kq_glu *p, int64_t u0, int64_t u1)
+{
+    const struct kq_format *f = g->hq_format;
+    const size_t at = (size_t)(u0 / f->block_elems) * (size_t)f->block_bytes;
+    for (int t = 0; t < p->gate.n_tok; t++) {
+        float *h = p->gate.y + (size_t)t * p->gate.y_stride + u0;
+        g->act(h, p->up.y + (size_t)t * p->up.y_stride + u0, u1 - u0);
+        f->from_f32(h, (uint8_t *)p->hq + (size_t)t * p->hq_stride + at, u1 - u0);
+    }
+}
+
+/* Rows [r0, r1) of job j (a gate or an up) are done for every token: count them into their
+ * units; the thread that completes a unit finishes it. acq_rel: the finisher sees the other
+ * threads' outputs of the unit, and the step's end publishes its own. */
+static void glu_rows_done(struct multi_job *mj, int j, int64_t r0, int64_t r1)
+{
+    struct glu_step *g = mj->glu;
+    const struct kq_glu *p = &g->pair[j / 2];
+    const int64_t n_rows = p->gate.W->n_rows;
+    for (int64_t u0 = r0 / GLU_UNIT_ROWS * GLU_UNIT_ROWS; u0 < r1; u0 += GLU_UNIT_ROWS) {
+        const int64_t u1 = u0 + GLU_UNIT_ROWS < n_rows ? u0 + GLU_UNIT_ROWS : n_rows;
+        const int32_t mine = (int32_t)((r1 < u1 ? r1 : u1) - (r0 > u0 ? r0 : u0));
+        _Atomic int32_t *done = &g->rows_done[g->unit_base[j / 2] + u0 / GLU_UNIT_ROWS];
+        if (atomic_fetch_add_explicit(done, mine, memory_order_acq_rel) + mine == 2 * (u1 - u0))
+            glu_finish(g, p, u0, u1);
+    }
+}
 
 /* Threads take global chunk indices in order; a chunk belongs to the product whose range holds
  * it (products are few: a linear scan from the last one found). */
@@ -171,7 +219,10 @@ static void multi_task(void *p, int ith, int nth)
         const struct matmul_job *job = &mj->jobs[j];
         const int64_t r0 = (c - mj->first_chunk[j]) * job->chunk_rows;
         const int64_t n_rows = job->W->n_rows;
-        matmul_chunk(job, r0, r0 + job->chunk_rows < n_rows ? r0 + job->chunk_rows : n_rows);
+        const int64_t r1 = r0 + job->chunk_rows < n_rows ? r0 + job->chunk_rows : n_rows;
+        matmul_chunk(job, r0, r1);
+        if (mj->glu)
+            glu_rows_done(mj, j, r0, r1);
     }
 }
 
@@ -190,6 +241,44 @@ static int64_t chunk_rows_for(const struct kq_mm *mm, int64_t total_rows, int nt
     return chunk < CHUNK_ROWS ? CHUNK_ROWS : chunk;
 }
 
+/* True if mm can be computed (known format with a dot, some tokens and rows). */
+static bool computable(const struct kq_mm *mm)
+{
+    const struct kq_format *f = kq_format(mm->W->type);
+    return f && f->dot && mm->n_tok > 0 && mm->W->n_rows > 0;
+}
+
+static void multi_init(struct multi_job *mj)
+{
+    mj->n = 0;
+    mj->first_chunk[0] = 0;
+    mj->glu = NULL;
+}
+
+/* Appends product mm to the step (total_rows: the whole step's, for the chunk size). */
+static void multi_add(struct multi_job *mj, const struct kq_mm *mm, int64_t total_rows, int nth)
+{
+    const struct kq_format *f = kq_format(mm->W->type);
+    const struct kq_x16_ops *x16 =
+        mm->W->layout == KQ_LAYOUT_X16 ? kq_x16_ops(mm->W->type) : NULL;
+    const int64_t chunk = chunk_rows_for(mm, total_rows, nth);
+    mj->jobs[mj->n] = (struct matmul_job){mm->W, x16, f->dot, f->dot4, mm->xq, mm->act_stride,
+                                          mm->rows, mm->n_tok, mm->y, mm->y_stride, chunk};
+    mj->first_chunk[mj->n + 1] = mj->first_chunk[mj->n] + (mm->W->n_rows + chunk - 1) / chunk;
+    mj->n++;
+}
+
+static void multi_launch(struct tp_pool *pool, struct multi_job *mj)
+{
+    if (mj->n == 0)
+        return;
+    atomic_init(&mj->next_chunk, 0);
+    if (tp_n_threads(pool) == 1 || mj->first_chunk[mj->n] == 1)
+        multi_task(mj, 0, 1);
+    else
+        tp_run(pool, multi_task, mj);
+}
+
 static void multi_step(struct tp_pool *pool, int n, const struct kq_mm *mm)
 {
     struct multi_job mj;
@@ -197,34 +286,101 @@ static void multi_step(struct tp_pool *pool, int n, const struct kq_mm *mm)
     int64_t total_rows = 0;
     for (int i = 0; i < n; i++)
         total_rows += mm[i].n_tok > 0 ? mm[i].W->n_rows : 0;
-    mj.n = 0;
-    mj.first_chunk[0] = 0;
-    for (int i = 0; i < n; i++) {
-        const struct kq_format *f = kq_format(mm[i].W->type);
-        const struct kq_x16_ops *x16 =
-            mm[i].W->layout == KQ_LAYOUT_X16 ? kq_x16_ops(mm[i].W->type) : NULL;
-        if (!f || !f->dot || mm[i].n_tok <= 0 || mm[i].W->n_rows <= 0)
-            continue;
-        const int64_t chunk = chunk_rows_for(&mm[i], total_rows, nth);
-        mj.jobs[mj.n] = (struct matmul_job){mm[i].W, x16, f->dot, f->dot4, mm[i].xq,
-                                            mm[i].act_stride, mm[i].rows, mm[i].n_tok, mm[i].y,
-                                            mm[i].y_stride, chunk};
-        mj.first_chunk[mj.n + 1] = mj.first_chunk[mj.n] + (mm[i].W->n_rows + chunk - 1) / chunk;
-        mj.n++;
-    }
-    if (mj.n == 0)
-        return;
-    atomic_init(&mj.next_chunk, 0);
-    if (nth == 1 || mj.first_chunk[mj.n] == 1)
-        multi_task(&mj, 0, 1);
-    else
-        tp_run(pool, multi_task, &mj);
+    multi_init(&mj);
+    for (int i = 0; i < n; i++)
+        if (computable(&mm[i]))
+            multi_add(&mj, &mm[i], total_rows, nth);
+    multi_launch(pool, &mj);
 }
 
 void kq_matmul_multi(struct tp_pool *pool, int n, const struct kq_mm *mm)
 {
     for (int i = 0; i < n; i += MULTI_MAX)
         multi_step(pool, n - i < MULTI_MAX ? n - i : MULTI_MAX, mm + i);
+}
+
+static int64_t glu_units(const struct kq_glu *p)
+{
+    return (p->gate.W->n_rows + GLU_UNIT_ROWS - 1) / GLU_UNIT_ROWS;
+}
+
+/* A pair the fused step can take: both products computable over the same rows and tokens, the
+ * rows whole blocks of the down's act type, units that fit one step's counters. */
+static bool glu_fusable(const struct kq_glu *p, const struct kq_format *hq)
+{
+    return computable(&p->gate) && computable(&p->up) &&
+           p->gate.W->n_rows == p->up.W->n_rows && p->gate.n_tok == p->up.n_tok &&
+           p->gate.W->n_rows % hq->block_elems == 0 && GLU_UNIT_ROWS % hq->block_elems == 0 &&
+           glu_units(p) <= GLU_MAX_UNITS;
+}
+
+/* Pairs [0, n) as one step (they fit: at most MULTI_MAX / 2 pairs and GLU_MAX_UNITS units). */
+static void glu_step(struct tp_pool *pool, const struct kq_format *hq, kq_glu_fn act, int n,
+                     const struct kq_glu *glu)
+{
+    struct multi_job mj;
+    struct glu_step g;
+    const int nth = tp_n_threads(pool);
+    int64_t total_rows = 0;
+    for (int i = 0; i < n; i++)
+        total_rows += 2 * glu[i].gate.W->n_rows;
+    multi_init(&mj);
+    g.act = act;
+    g.hq_format = hq;
+    g.pair = glu;
+    g.unit_base[0] = 0;
+    for (int i = 0; i < n; i++) {
+        multi_add(&mj, &glu[i].gate, total_rows, nth);
+        multi_add(&mj, &glu[i].up, total_rows, nth);
+        g.unit_base[i + 1] = g.unit_base[i] + (int)glu_units(&glu[i]);
+    }
+    for (int u = 0; u < g.unit_base[n]; u++)
+        atomic_init(&g.rows_done[u], 0);
+    mj.glu = &g;
+    multi_launch(pool, &mj);
+}
+
+/* The same arithmetic one phase after the other, for pairs the fused step cannot take. */
+static void glu_unfused(struct tp_pool *pool, enum kq_type down_type, kq_glu_fn act,
+                        const struct kq_glu *p)
+{
+    const struct kq_mm mm[2] = {p->gate, p->up};
+    kq_matmul_multi(pool, 2, mm);
+    if (!computable(&p->gate))
+        return;
+    for (int t = 0; t < p->gate.n_tok; t++)
+        act(p->gate.y + (size_t)t * p->gate.y_stride, p->up.y + (size_t)t * p->up.y_stride,
+            p->gate.W->n_rows);
+    kq_convert_act(pool, down_type, p->gate.y, p->gate.y_stride, p->gate.n_tok,
+                   p->gate.W->n_rows, p->hq, p->hq_stride);
+}
+
+void kq_matmul_glu(struct tp_pool *pool, enum kq_type down_type, kq_glu_fn act, int n,
+                   const struct kq_glu *glu)
+{
+    const struct kq_format *w = kq_format(down_type);
+    const struct kq_format *hq = w ? kq_format(w->act_type) : NULL;
+    int first = 0, units = 0;
+    for (int i = 0; i <= n; i++) {
+        const bool fusable = i < n && hq && hq->from_f32 && glu_fusable(&glu[i], hq);
+        const bool skip = i < n && !fusable && !computable(&glu[i].gate) &&
+                          !computable(&glu[i].up);
+        const bool full = i - first == MULTI_MAX / 2 ||
+                          (i < n && fusable && units + glu_units(&glu[i]) > GLU_MAX_UNITS);
+        if (i == n || !fusable || full) { /* run the pending run of fusable pairs */
+            if (i > first)
+                glu_step(pool, hq, act, i - first, glu + first);
+            first = i;
+            units = 0;
+        }
+        if (i < n && !fusable) {
+            if (!skip && hq)
+                glu_unfused(pool, down_type, act, &glu[i]);
+            first = i + 1;
+        } else if (i < n) {
+            units += (int)glu_units(&glu[i]);
+        }
+    }
 }
 
 void kq_matmul(struct tp_pool *pool, const struct kq_matrix *W, const void *xq, size_t act_stride,

@@ -35,7 +35,7 @@ struct eb_local {
     float *y;        /* [n_max * k][n_embd] one expert's outputs */
     float *slots;    /* [n_max * k][n_embd] every pair's expert output */
     struct kq_matrix *mat; /* [3 n_expert] gate, up, down of each used expert */
-    struct kq_mm *mm;      /* [2 n_expert] gate and up products */
+    struct kq_glu *glu;    /* [n_expert] gate and up products, SwiGLU into hq */
     struct kq_mm *down;    /* [n_expert] down products */
 };
 
@@ -83,9 +83,10 @@ static struct kq_matrix held(const struct expert_matrix *x, const uint8_t *data,
     return w;
 }
 
-/* Every used expert at once, in three parallel steps whatever the number of experts: gate and up
- * of all experts (one row-chunk queue, kq_matmul_multi), SwiGLU and the down conversion over every
- * grouped pair's row, all downs. Grouped pair p keeps row p of gate/up/hq/y. */
+/* Every used expert at once, in two parallel steps whatever the number of experts: gate and up
+ * of all experts with SwiGLU and the down conversion done by the threads as rows complete (one
+ * row-chunk queue, kq_matmul_glu), then all downs. Grouped pair p keeps row p of
+ * gate/up/hq/y. */
 static void run_experts(struct eb_local *b, int layer, const struct layer *L,
                         const void *xq_gate, const void *xq_up, size_t xq_stride)
 {
@@ -102,20 +103,18 @@ static void run_experts(struct eb_local *b, int layer, const struct layer *L,
         mat[0] = held(&L->gate_exps, w->gate, w->layout[0]);
         mat[1] = held(&L->up_exps, w->up, w->layout[1]);
         mat[2] = held(&L->down_exps, w->down, w->layout[2]);
-        b->mm[2 * n_mm] = (struct kq_mm){&mat[0], xq_gate, xq_stride, rows, n,
-                                         b->gate + at * n_ff, (size_t)n_ff};
-        b->mm[2 * n_mm + 1] = (struct kq_mm){&mat[1], xq_up, xq_stride, rows, n,
-                                             b->up + at * n_ff, (size_t)n_ff};
-        const uint8_t *hq = (const uint8_t *)b->hq + at * b->hq_stride;
+        uint8_t *hq = (uint8_t *)b->hq + at * b->hq_stride;
+        b->glu[n_mm] = (struct kq_glu){
+            .gate = {&mat[0], xq_gate, xq_stride, rows, n, b->gate + at * n_ff, (size_t)n_ff},
+            .up = {&mat[1], xq_up, xq_stride, rows, n, b->up + at * n_ff, (size_t)n_ff},
+            .hq = hq,
+            .hq_stride = b->hq_stride};
         b->down[n_mm] = (struct kq_mm){&mat[2], hq, b->hq_stride, NULL, n, b->y + at * n_embd,
                                        (size_t)n_embd};
         n_mm++;
         n_grouped += n;
     }
-    kq_matmul_multi(b->tp, 2 * n_mm, b->mm);
-    op_swiglu(b->gate, b->up, n_grouped * n_ff);
-    kq_convert_act(b->tp, L->down_exps.type, b->gate, (size_t)n_ff, n_grouped, n_ff, b->hq,
-                   b->hq_stride);
+    kq_matmul_glu(b->tp, L->down_exps.type, op_swiglu, n_mm, b->glu);
     kq_matmul_multi(b->tp, n_mm, b->down);
     for (int p = 0; p < n_grouped; p++)
         memcpy(b->slots + (size_t)b->slot[p] * n_embd, b->y + (size_t)p * n_embd,
@@ -205,7 +204,7 @@ static void local_free(void *self)
     free(b->y);
     free(b->slots);
     free(b->mat);
-    free(b->mm);
+    free(b->glu);
     free(b->down);
     free(b);
 }
@@ -255,9 +254,9 @@ int eb_local_new(const struct model *m, const struct expert_table *table, struct
     b->y = malloc(n_pairs * (size_t)n_embd * sizeof(float));
     b->slots = malloc(n_pairs * (size_t)n_embd * sizeof(float));
     b->mat = malloc(3 * (size_t)n_expert * sizeof(*b->mat));
-    b->mm = malloc(2 * (size_t)n_expert * sizeof(*b->mm));
+    b->glu = malloc((size_t)n_expert * sizeof(*b->glu));
     b->down = malloc((size_t)n_expert * sizeof(*b->down));
-    if (!b->mat || !b->mm || !b->down ||
+    if (!b->mat || !b->glu || !b->down ||
         !b->count || !b->start || !b->rows || !b->slot || !b->xq_gate || !b->xq_up || !b->hq ||
         !b->gate || !b->up || !b->y || !b->slots) {
         local_free(b);
