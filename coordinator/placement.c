@@ -1,5 +1,5 @@
 /* coordinator/placement.c: the placement table, its JSON file, and what it implies per worker
- * (memory, expected load, replica choice). The planners that fill it are in placement_plan.c. */
+ * (memory, expected load). The planners that fill it are in placement_plan.c. */
 #include "coordinator/placement.h"
 
 #include <errno.h>
@@ -116,16 +116,6 @@ int place_worker_experts(const struct placement *p, int w, int layer, int32_t *i
         if (place_holds(p, layer, e, w))
             ids[n++] = e;
     return n;
-}
-
-int place_choose(const struct placement *p, int layer, int expert, const uint64_t *load)
-{
-    uint64_t set = place_holders(p, layer, expert);
-    int best = -1;
-    for (int w = 0; set; w++, set >>= 1)
-        if ((set & 1) && (best < 0 || load[w] < load[best]))
-            best = w;
-    return best;
 }
 
 int place_check_complete(const struct placement *p, struct mp_error *err)

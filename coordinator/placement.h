@@ -83,11 +83,6 @@ void place_add(struct placement *p, int layer, int expert, int w);
  * What a worker's shard loads, layer by layer. */
 int place_worker_experts(const struct placement *p, int w, int layer, int32_t *ids);
 
-/* Replica choice: of the holders of (layer, expert), the one with the smallest load[w] (the
- * caller's current measure: tokens queued, jobs in flight); ties go to the lowest index, so the
- * choice is deterministic. Returns -1 when nobody holds the expert. */
-int place_choose(const struct placement *p, int layer, int expert, const uint64_t *load);
-
 /* Bytes of one expert of MoE layer `layer` (gate + up + down slices) in model m. */
 uint64_t place_expert_bytes(const struct model *m, int layer);
 

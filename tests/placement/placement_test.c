@@ -169,12 +169,6 @@ static void test_place_roundtrip(void)
     int32_t ids[3];
     CHECK(place_worker_experts(p, 1, 1, ids) == 3 && ids[2] == 2, "worker experts");
     CHECK(place_worker_experts(p, 2, 0, ids) == 2 && ids[0] == 1 && ids[1] == 2, "replica");
-    /* Replica choice: least loaded holder, ties to the lowest index, -1 for nobody. */
-    uint64_t load[3] = {0, 5, 3};
-    CHECK(place_choose(p, 0, 1, load) == 2, "least loaded");
-    load[2] = 5;
-    CHECK(place_choose(p, 0, 1, load) == 1, "tie to the lowest index");
-    CHECK(place_choose(p, 0, 0, load) == 0, "single holder whatever its load");
     place_free(q);
     q = NULL;
     CHECK(!place_new("lfm2moe", 2, 3, 3, w, &q, &err) && place_check_complete(q, &err) &&
