@@ -380,27 +380,25 @@ void kq_matmul_glu(struct tp_pool *pool, enum kq_type down_type, kq_glu_fn act, 
 {
     const struct kq_format *w = kq_format(down_type);
     const struct kq_format *hq = w ? kq_format(w->act_type) : NULL;
-    int first = 0, units = 0;
-    for (int i = 0; i <= n; i++) {
-        const bool fusable = i < n && hq && hq->from_f32 && glu_fusable(&glu[i], hq);
-        const bool skip = i < n && !fusable && !computable(&glu[i].gate) &&
-                          !computable(&glu[i].up);
-        const bool full = i - first == MULTI_MAX / 2 ||
-                          (i < n && fusable && units + glu_units(&glu[i]) > GLU_MAX_UNITS);
-        if (i == n || !fusable || full) { /* run the pending run of fusable pairs */
+    int first = 0, units = 0; /* pairs [first, i) wait to run as one fused step */
+    for (int i = 0; i < n; i++) {
+        if (!hq || !hq->from_f32 || !glu_fusable(&glu[i], hq)) {
             if (i > first)
                 glu_step(pool, hq, act, i - first, glu + first);
+            glu_unfused(pool, down_type, act, &glu[i]);
+            first = i + 1;
+            units = 0;
+            continue;
+        }
+        if (i - first == MULTI_MAX / 2 || units + glu_units(&glu[i]) > GLU_MAX_UNITS) {
+            glu_step(pool, hq, act, i - first, glu + first);
             first = i;
             units = 0;
         }
-        if (i < n && !fusable) {
-            if (!skip && hq)
-                glu_unfused(pool, down_type, act, &glu[i]);
-            first = i + 1;
-        } else if (i < n) {
-            units += (int)glu_units(&glu[i]);
-        }
+        units += (int)glu_units(&glu[i]);
     }
+    if (n > first)
+        glu_step(pool, hq, act, n - first, glu + first);
 }
 
 void kq_matmul(struct tp_pool *pool, const struct kq_matrix *W, const void *xq, size_t act_stride,
