@@ -18,6 +18,8 @@
 /* Rows per chunk for batches: 16 rows of a 4096-wide Q8_0 matrix are 70 KB, so a chunk stays in
  * L2 while every token passes over it; 16 floats of y also fill exactly one cache line. */
 #define CHUNK_ROWS 16
+/* The longest grab is 1/CHUNKS_PER_THREAD of a thread's share of a step (grab_size). */
+#define CHUNKS_PER_THREAD 8
 /* Below this many elements converting activations on one thread beats waking the pool. */
 #define CONVERT_INLINE_ELEMS 65536
 
@@ -212,15 +214,18 @@ static void glu_rows_done(struct multi_job *mj, int j, int64_t r0, int64_t r1)
     }
 }
 
-/* Slots to take from `left`: guided, a share of what is left that shrinks as the queue drains.
- * Early grabs are long contiguous ranges (one stream from memory for the hardware prefetcher,
- * often across several matrices), the last ones single 16-row groups, so threads finish within
- * about one group of each other instead of one fixed chunk (a fixed 1/16 of an MoE layer's
- * gate and up rows took ~50 us per thread at this machine's bandwidth). */
-static int64_t grab_size(int64_t left, int nth)
+/* Slots to take from `left` of a step of `total`: guided, a share of what is left that shrinks as
+ * the queue drains, at most 1 / (CHUNKS_PER_THREAD * nth) of the step. The capped grabs are long
+ * contiguous ranges (one stream from memory for the hardware prefetcher, often across several
+ * matrices) and short enough that a thread descheduled mid-grab on a busy machine holds little
+ * of the step; the last grabs are single 16-row groups, so threads finish within about one
+ * group of each other instead of one fixed chunk (1/16 of an MoE layer's gate and up rows took
+ * ~50 us per thread at this machine's bandwidth). */
+static int64_t grab_size(int64_t left, int64_t total, int nth)
 {
+    const int64_t cap = (total + CHUNKS_PER_THREAD * nth - 1) / (CHUNKS_PER_THREAD * nth);
     const int64_t take = left / (2 * (int64_t)nth);
-    return take > 0 ? take : 1;
+    return take < 1 ? 1 : take > cap ? cap : take;
 }
 
 /* Slots [s0, s1) of the queue: the rows they cover in each product they span. *j is the product
@@ -256,7 +261,7 @@ static void multi_task(void *p, int ith, int nth)
         do {
             if (s0 >= total)
                 return;
-            take = grab_size(total - s0, mj->nth);
+            take = grab_size(total - s0, total, mj->nth);
         } while (!atomic_compare_exchange_weak_explicit(&mj->next_slot, &s0, s0 + take,
                                                         memory_order_relaxed,
                                                         memory_order_relaxed));
