@@ -99,8 +99,8 @@ int fwd_state_new(const struct model *m, int n_max, int32_t n_ctx_max, struct tp
     st->weights = malloc(n * k * sizeof(float));
     st->head_tmp = malloc(n * n_embd * sizeof(float));
     if (!st->h || !st->a || !st->mix || !st->q || !st->k || !st->v || !st->att || !st->scores ||
-        !st->big0 || !st->big1 || !st->xq || !st->xq_up || !st->hq || !st->router || !st->top || !st->weights ||
-        !st->head_tmp) {
+        !st->big0 || !st->big1 || !st->xq || !st->xq_up || !st->hq || !st->router || !st->top ||
+        !st->weights || !st->head_tmp) {
         fwd_state_free(st);
         return mp_error_set(err, MP_ENOMEM, "out of memory for a batch of %d tokens", n_max);
     }
