@@ -626,6 +626,99 @@ static void test_matmul_multi(const char *level, struct tp_pool *pool)
     }
 }
 
+/* A gated activation for test_matmul_glu: any elementwise function of (gate, up) will do. */
+static void test_act(float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* kq_matmul_glu against its definition (kq_matmul_multi, the activation, kq_convert_act one
+ * after the other), bit for bit: 40 pairs (more than one step's 32) of every weight format, row-
+ * major and x16, 16 to 1056 rows (whole and partial 256-row units), 0 to 5 tokens with and
+ * without a rows list, h converted for Q6_K (Q8_K blocks of 256), Q8_0 (32) and F32 downs. */
+static void test_matmul_glu(const char *level, struct tp_pool *pool)
+{
+    enum { N_PAIR = 40, K = 256, MAX_TOK = 5 };
+    static const int32_t rows[MAX_TOK] = {3, 0, 4, 1, 2};
+    static const enum kq_type downs[] = {KQ_Q6_K, KQ_Q8_0, KQ_F32};
+    for (int d = 0; d < 3; d++) {
+        const enum kq_type down = downs[d];
+        const enum kq_type hq_type = kq_format(down)->act_type;
+        const struct kq_format *hf = kq_format(hq_type);
+        struct kq_matrix W[2 * N_PAIR];
+        struct kq_glu glu[N_PAIR], ref[N_PAIR];
+        uint8_t *w[2 * N_PAIR], *xq[2 * N_PAIR], *hq[2 * N_PAIR];
+        float *y[4 * N_PAIR], x[MAX_TOK * K];
+        size_t hq_stride[N_PAIR];
+        rng_seed(4242 + (uint64_t)d);
+        gen_floats(x, MAX_TOK * K);
+        for (int i = 0; i < 2 * N_PAIR; i++) {
+            const int pair = i / 2;
+            const enum kq_type type = computable[(pair + d) % N_COMPUTABLE];
+            int64_t M = (int64_t)(1 + (pair * 7) % 4) * 256 + (pair % 3 == 1 ? 32 : 0);
+            M = M / hf->block_elems * hf->block_elems;
+            const size_t act_stride = kq_act_row_bytes(type, K);
+            w[i] = xmalloc((size_t)M * K * 4);
+            xq[i] = xmalloc(act_stride * MAX_TOK);
+            gen_weights(type, w[i], M * K);
+            float xf[MAX_TOK * K];
+            memcpy(xf, x, sizeof(xf));
+            fit_type(kq_format(type)->act_type, xf, MAX_TOK * K);
+            kq_convert_act(NULL, type, xf, K, MAX_TOK, K, xq[i], act_stride);
+            W[i] = (struct kq_matrix){w[i], type, K, M, kq_row_bytes(type, K), KQ_LAYOUT_ROWS};
+            if (pair % 2 && kq_x16_supported(type, K, M) &&
+                kq_x16_repack(type, K, M, w[i], w[i]) == 0)
+                W[i].layout = KQ_LAYOUT_X16;
+            for (int c = 0; c < 2; c++)
+                y[2 * i + c] = xmalloc((size_t)(M * MAX_TOK) * sizeof(float));
+            if (i % 2 == 0) {
+                const int n_tok = pair % 6 == 5 ? 0 : 1 + pair % 5;
+                hq_stride[pair] = kq_row_bytes(hq_type, M);
+                for (int c = 0; c < 2; c++)
+                    hq[2 * pair + c] = xmalloc(hq_stride[pair] * MAX_TOK);
+                glu[pair].gate = (struct kq_mm){&W[i], xq[i], act_stride, pair % 4 ? rows : NULL,
+                                                n_tok, y[2 * i], (size_t)M};
+            } else {
+                const struct kq_mm g = glu[pair].gate;
+                glu[pair].up = (struct kq_mm){&W[i], xq[i], act_stride, pair % 3 ? NULL : rows,
+                                              g.n_tok, y[2 * i], (size_t)M};
+                glu[pair].hq = hq[2 * pair];
+                glu[pair].hq_stride = hq_stride[pair];
+                ref[pair] = glu[pair];
+                ref[pair].gate.y = y[2 * (i - 1) + 1];
+                ref[pair].up.y = y[2 * i + 1];
+                ref[pair].hq = hq[2 * pair + 1];
+            }
+        }
+        kq_matmul_glu(pool, down, test_act, N_PAIR, glu);
+        for (int p = 0; p < N_PAIR; p++) {
+            const struct kq_glu *r = &ref[p];
+            const int64_t M = r->gate.W->n_rows;
+            const struct kq_mm mm[2] = {r->gate, r->up};
+            kq_matmul_multi(pool, 2, mm);
+            for (int t = 0; t < r->gate.n_tok; t++)
+                test_act(r->gate.y + t * M, r->up.y + t * M, M);
+            kq_convert_act(pool, down, r->gate.y, (size_t)M, r->gate.n_tok, M, r->hq,
+                           r->hq_stride);
+            const size_t n = (size_t)(r->gate.n_tok * M);
+            CHECK(!memcmp(glu[p].gate.y, r->gate.y, n * sizeof(float)) &&
+                      !memcmp(glu[p].up.y, r->up.y, n * sizeof(float)) &&
+                      !memcmp(glu[p].hq, r->hq, r->hq_stride * (size_t)r->gate.n_tok),
+                  "[%s] matmul_glu pair %d (%s, %s rows %lld, %d tokens) down %s", level, p,
+                  name(r->gate.W->type), r->gate.W->layout ? "x16" : "row-major",
+                  (long long)M, r->gate.n_tok, name(down));
+        }
+        for (int i = 0; i < 2 * N_PAIR; i++) {
+            free(w[i]);
+            free(xq[i]);
+            free(y[2 * i]);
+            free(y[2 * i + 1]);
+            free(hq[i]);
+        }
+    }
+}
+
 /* kq_init honours MOEPOOL_SIMD (ctest runs this binary once more with MOEPOOL_SIMD=avx2). */
 static void test_simd_cap(void)
 {
@@ -660,6 +753,7 @@ int main(void)
             struct tp_pool *pool = tp_new(nth);
             test_matmul(level, pool);
             test_matmul_multi(level, pool);
+            test_matmul_glu(level, pool);
             tp_free(pool);
         }
         printf("kq_test: level %-6s %s\n", level, n_fail == before ? "ok" : "FAILED");

@@ -68,4 +68,25 @@ struct kq_mm {
  * the same as n separate kq_matmul_rows calls, bit for bit. */
 void kq_matmul_multi(struct tp_pool *pool, int n, const struct kq_mm *mm);
 
+/* The gated activation of a GLU feed-forward, in place: gate[i] = act(gate[i], up[i]), i < n
+ * (SwiGLU for the models here; the caller's, so that kernels/ knows no model). */
+typedef void (*kq_glu_fn)(float *gate, const float *up, int64_t n);
+
+/* One gated pair: two products over the same rows and tokens (gate.W and up.W of equal n_rows,
+ * gate.n_tok == up.n_tok); SwiGLU'd outputs of token t are converted into hq + t·hq_stride. */
+struct kq_glu {
+    struct kq_mm gate, up;
+    void *hq;
+    size_t hq_stride;
+};
+
+/* The first half of n GLU feed-forwards in one parallel step: every gate and up product as in
+ * kq_matmul_multi, then act over gate's outputs (they are overwritten with h) and h converted for
+ * weights of down_type (the down matrix's), as kq_convert_act would. Each 256-row unit of a pair
+ * is finished by the thread that completes its last rows, so the activation and conversion run
+ * on all threads inside the step instead of serially after it. Outputs equal kq_matmul_multi,
+ * act and kq_convert_act done one after the other, bit for bit. */
+void kq_matmul_glu(struct tp_pool *pool, enum kq_type down_type, kq_glu_fn act, int n,
+                   const struct kq_glu *glu);
+
 #endif

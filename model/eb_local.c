@@ -2,7 +2,7 @@
  *
  * A job's (token, slot) pairs are grouped by expert; each expert used by anyone multiplies all its
  * tokens at once (gate and up over the token rows, SwiGLU, down), so a batch reads each expert's
- * weights once. Outputs land in per-(token, slot) rows and are then mixed per token in slot order,
+ * weights once. Outputs stay in grouped rows and are mixed per token in slot order,
  * ((y0·w0 + y1·w1) + y2·w2) + ..., as llama.cpp adds them: the result does not depend on which
  * experts were computed first. Skipped slots (EB_SLOT_SKIP) are left out of the grouping and of
  * the sum. Weight pointers come from the expert table, checked per job before any computing. */
@@ -23,19 +23,18 @@ struct eb_local {
     int n_max;
     int k;
     int32_t *count;  /* [n_expert] (token, slot) pairs per expert */
-    int32_t *start;  /* [n_expert] first index of each expert's pairs in rows/slot */
+    int32_t *start;  /* [n_expert] first index of each expert's pairs in rows */
     int32_t *rows;   /* [n_max * k] token of each pair, grouped by expert */
-    int32_t *slot;   /* [n_max * k] t * k + slot of each pair */
+    int32_t *at;     /* [n_max * k] grouped row (of y) of pair t * k + slot */
     void *xq_gate;   /* [n_max] inputs converted for the gate matrices */
     void *xq_up;     /* [n_max] ... for the up matrices, when their act type differs */
     size_t xq_stride;
     void *hq;        /* [n_max * k] SwiGLU outputs converted for the down matrices */
     size_t hq_stride;
     float *gate, *up; /* [n_max * k][n_ff_exp] */
-    float *y;        /* [n_max * k][n_embd] one expert's outputs */
-    float *slots;    /* [n_max * k][n_embd] every pair's expert output */
+    float *y;        /* [n_max * k][n_embd] expert outputs, grouped like rows */
     struct kq_matrix *mat; /* [3 n_expert] gate, up, down of each used expert */
-    struct kq_mm *mm;      /* [2 n_expert] gate and up products */
+    struct kq_glu *glu;    /* [n_expert] gate and up products, SwiGLU into hq */
     struct kq_mm *down;    /* [n_expert] down products */
 };
 
@@ -65,7 +64,7 @@ static int group_by_expert(struct eb_local *b, const struct eb_job *job, struct 
             continue;
         int32_t at = b->start[job->ids[i]]++;
         b->rows[at] = i / job->k;
-        b->slot[at] = i;
+        b->at[i] = at;
     }
     for (int64_t e = 0; e < n_expert; e++)
         b->start[e] -= b->count[e];
@@ -83,14 +82,15 @@ static struct kq_matrix held(const struct expert_matrix *x, const uint8_t *data,
     return w;
 }
 
-/* Every used expert at once, in three parallel steps whatever the number of experts: gate and up
- * of all experts (one row-chunk queue, kq_matmul_multi), SwiGLU and the down conversion over every
- * grouped pair's row, all downs. Grouped pair p keeps row p of gate/up/hq/y. */
+/* Every used expert at once, in two parallel steps whatever the number of experts: gate and up
+ * of all experts with SwiGLU and the down conversion done by the threads as rows complete (one
+ * row-chunk queue, kq_matmul_glu), then all downs. Grouped pair p keeps row p of
+ * gate/up/hq/y. */
 static void run_experts(struct eb_local *b, int layer, const struct layer *L,
                         const void *xq_gate, const void *xq_up, size_t xq_stride)
 {
     const int64_t n_ff = b->m->hp.n_ff_exp, n_embd = b->m->hp.n_embd;
-    int n_mm = 0, n_grouped = 0;
+    int n_mm = 0;
     for (int64_t e = 0; e < b->m->hp.n_expert; e++) {
         const int n = b->count[e];
         if (!n)
@@ -102,24 +102,18 @@ static void run_experts(struct eb_local *b, int layer, const struct layer *L,
         mat[0] = held(&L->gate_exps, w->gate, w->layout[0]);
         mat[1] = held(&L->up_exps, w->up, w->layout[1]);
         mat[2] = held(&L->down_exps, w->down, w->layout[2]);
-        b->mm[2 * n_mm] = (struct kq_mm){&mat[0], xq_gate, xq_stride, rows, n,
-                                         b->gate + at * n_ff, (size_t)n_ff};
-        b->mm[2 * n_mm + 1] = (struct kq_mm){&mat[1], xq_up, xq_stride, rows, n,
-                                             b->up + at * n_ff, (size_t)n_ff};
-        const uint8_t *hq = (const uint8_t *)b->hq + at * b->hq_stride;
+        uint8_t *hq = (uint8_t *)b->hq + at * b->hq_stride;
+        b->glu[n_mm] = (struct kq_glu){
+            .gate = {&mat[0], xq_gate, xq_stride, rows, n, b->gate + at * n_ff, (size_t)n_ff},
+            .up = {&mat[1], xq_up, xq_stride, rows, n, b->up + at * n_ff, (size_t)n_ff},
+            .hq = hq,
+            .hq_stride = b->hq_stride};
         b->down[n_mm] = (struct kq_mm){&mat[2], hq, b->hq_stride, NULL, n, b->y + at * n_embd,
                                        (size_t)n_embd};
         n_mm++;
-        n_grouped += n;
     }
-    kq_matmul_multi(b->tp, 2 * n_mm, b->mm);
-    op_swiglu(b->gate, b->up, n_grouped * n_ff);
-    kq_convert_act(b->tp, L->down_exps.type, b->gate, (size_t)n_ff, n_grouped, n_ff, b->hq,
-                   b->hq_stride);
+    kq_matmul_glu(b->tp, L->down_exps.type, op_swiglu, n_mm, b->glu);
     kq_matmul_multi(b->tp, n_mm, b->down);
-    for (int p = 0; p < n_grouped; p++)
-        memcpy(b->slots + (size_t)b->slot[p] * n_embd, b->y + (size_t)p * n_embd,
-               (size_t)n_embd * sizeof(float));
 }
 
 /* The first computed slot sets the sum, the others add to it in slot order: without skipped
@@ -131,12 +125,12 @@ static void mix(const struct eb_local *b, const struct eb_job *job, float *out)
         float *o = out + (size_t)t * n_embd;
         const float *w = job->weights + (size_t)t * job->k;
         const int32_t *ids = job->ids + (size_t)t * job->k;
-        const float *y0 = b->slots + (size_t)t * job->k * n_embd;
+        const int32_t *at = b->at + (size_t)t * job->k;
         bool first = true;
         for (int s = 0; s < job->k; s++) {
             if (ids[s] == EB_SLOT_SKIP)
                 continue;
-            const float *ys = y0 + (size_t)s * n_embd;
+            const float *ys = b->y + (size_t)at[s] * n_embd;
             if (first)
                 for (int64_t i = 0; i < n_embd; i++)
                     o[i] = ys[i] * w[s];
@@ -196,16 +190,15 @@ static void local_free(void *self)
     free(b->count);
     free(b->start);
     free(b->rows);
-    free(b->slot);
+    free(b->at);
     free(b->xq_gate);
     free(b->xq_up);
     free(b->hq);
     free(b->gate);
     free(b->up);
     free(b->y);
-    free(b->slots);
     free(b->mat);
-    free(b->mm);
+    free(b->glu);
     free(b->down);
     free(b);
 }
@@ -245,7 +238,7 @@ int eb_local_new(const struct model *m, const struct expert_table *table, struct
     b->count = calloc((size_t)n_expert, sizeof(*b->count));
     b->start = calloc((size_t)n_expert, sizeof(*b->start));
     b->rows = calloc(n_pairs, sizeof(*b->rows));
-    b->slot = calloc(n_pairs, sizeof(*b->slot));
+    b->at = calloc(n_pairs, sizeof(*b->at));
     b->xq_gate = malloc((size_t)n_max * b->xq_stride);
     b->xq_up = malloc((size_t)n_max * b->xq_stride);
     /* One expert may get up to n_pairs rows: a forced routing can name an expert twice. */
@@ -253,13 +246,12 @@ int eb_local_new(const struct model *m, const struct expert_table *table, struct
     b->gate = malloc(n_pairs * (size_t)n_ff * sizeof(float));
     b->up = malloc(n_pairs * (size_t)n_ff * sizeof(float));
     b->y = malloc(n_pairs * (size_t)n_embd * sizeof(float));
-    b->slots = malloc(n_pairs * (size_t)n_embd * sizeof(float));
     b->mat = malloc(3 * (size_t)n_expert * sizeof(*b->mat));
-    b->mm = malloc(2 * (size_t)n_expert * sizeof(*b->mm));
+    b->glu = malloc((size_t)n_expert * sizeof(*b->glu));
     b->down = malloc((size_t)n_expert * sizeof(*b->down));
-    if (!b->mat || !b->mm || !b->down ||
-        !b->count || !b->start || !b->rows || !b->slot || !b->xq_gate || !b->xq_up || !b->hq ||
-        !b->gate || !b->up || !b->y || !b->slots) {
+    if (!b->mat || !b->glu || !b->down ||
+        !b->count || !b->start || !b->rows || !b->at || !b->xq_gate || !b->xq_up || !b->hq ||
+        !b->gate || !b->up || !b->y) {
         local_free(b);
         return mp_error_set(err, MP_ENOMEM, "out of memory for expert scratch (%d tokens)", n_max);
     }

@@ -92,13 +92,15 @@ int fwd_state_new(const struct model *m, int n_max, int32_t n_ctx_max, struct tp
     st->big0 = malloc(n * wide * sizeof(float));
     st->big1 = malloc(n * wide * sizeof(float));
     st->xq = malloc(n * st->xq_stride);
+    st->xq_up = malloc(n * st->xq_stride);
+    st->hq = malloc(n * st->xq_stride);
     st->router = malloc(n * (size_t)hp->n_expert * sizeof(float));
     st->top = malloc(n * k * sizeof(int32_t));
     st->weights = malloc(n * k * sizeof(float));
     st->head_tmp = malloc(n * n_embd * sizeof(float));
     if (!st->h || !st->a || !st->mix || !st->q || !st->k || !st->v || !st->att || !st->scores ||
-        !st->big0 || !st->big1 || !st->xq || !st->router || !st->top || !st->weights ||
-        !st->head_tmp) {
+        !st->big0 || !st->big1 || !st->xq || !st->xq_up || !st->hq || !st->router || !st->top ||
+        !st->weights || !st->head_tmp) {
         fwd_state_free(st);
         return mp_error_set(err, MP_ENOMEM, "out of memory for a batch of %d tokens", n_max);
     }
@@ -121,6 +123,8 @@ void fwd_state_free(struct fwd_state *st)
     free(st->big0);
     free(st->big1);
     free(st->xq);
+    free(st->xq_up);
+    free(st->hq);
     free(st->router);
     free(st->top);
     free(st->weights);
@@ -173,13 +177,26 @@ static void add_residual(struct fwd_state *st, int n_tok)
         st->h[i] += st->mix[i];
 }
 
+/* gate and up with SwiGLU and the down's conversion in one parallel step (kq_matmul_glu), then
+ * down. */
 static void dense_ffn(struct fwd_state *st, const struct layer *L, int n_tok)
 {
-    const struct kq_matrix *W[2] = {&L->ffn_gate, &L->ffn_up};
-    float *Y[2] = {st->big0, st->big1};
-    fwd_matmul_many(st, st->a, n_tok, 2, W, Y);
-    op_swiglu(st->big0, st->big1, n_tok * L->ffn_gate.n_rows);
-    fwd_matmul(st, &L->ffn_down, st->big0, n_tok, st->mix);
+    const int64_t n_embd = st->m->hp.n_embd, n_ff = L->ffn_gate.n_rows;
+    const void *xq_up = st->xq;
+    kq_convert_act(st->tp, L->ffn_gate.type, st->a, (size_t)n_embd, n_tok, n_embd, st->xq,
+                   st->xq_stride);
+    if (kq_format(L->ffn_up.type)->act_type != kq_format(L->ffn_gate.type)->act_type) {
+        kq_convert_act(st->tp, L->ffn_up.type, st->a, (size_t)n_embd, n_tok, n_embd, st->xq_up,
+                       st->xq_stride);
+        xq_up = st->xq_up;
+    }
+    const struct kq_glu glu = {
+        .gate = {&L->ffn_gate, st->xq, st->xq_stride, NULL, n_tok, st->big0, (size_t)n_ff},
+        .up = {&L->ffn_up, xq_up, st->xq_stride, NULL, n_tok, st->big1, (size_t)n_ff},
+        .hq = st->hq,
+        .hq_stride = st->xq_stride};
+    kq_matmul_glu(st->tp, L->ffn_down.type, op_swiglu, 1, &glu);
+    kq_matmul(st->tp, &L->ffn_down, st->hq, st->xq_stride, n_tok, st->mix, (size_t)n_embd);
 }
 
 /* Routes every token (optionally forced, optionally traced) and runs the experts. */
@@ -283,6 +300,8 @@ static struct fwd_state rows_from(const struct fwd_state *st, int first)
     v.big0 += f * wide;
     v.big1 += f * wide;
     v.xq = (uint8_t *)v.xq + f * st->xq_stride;
+    v.xq_up = (uint8_t *)v.xq_up + f * st->xq_stride;
+    v.hq = (uint8_t *)v.hq + f * st->xq_stride;
     v.router += f * (size_t)m->hp.n_expert;
     v.top += f * k;
     v.weights += f * k;

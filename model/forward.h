@@ -42,7 +42,9 @@ struct fwd_state {
     int32_t n_ctx_max;
     float *big0, *big1; /* [n_max][max(3 n_embd, n_ff)] conv projections, dense FFN */
     void *xq;          /* [n_max] activation rows converted for a weight type */
-    size_t xq_stride;
+    void *xq_up;       /* [n_max] the dense FFN's input for ffn_up when its act type differs */
+    void *hq;          /* [n_max] the dense FFN's SwiGLU output converted for ffn_down */
+    size_t xq_stride;  /* of xq, xq_up and hq */
     float *router;     /* [n_max][n_expert] router logits, then probabilities */
     int32_t *top;      /* [n_max][k] chosen experts */
     float *weights;    /* [n_max][k] mixing weights */
