@@ -3,7 +3,8 @@
 # nothing when they are all present. Needs root (or sudo) only when something is missing.
 set -eu
 # Build: compiler, CMake/Ninja, clang for libFuzzer. Libraries (docs/design.md says why each):
-# ZeroMQ, protobuf-c, liburing, hwloc, libmicrohttpd, cJSON. Tests: python3 with numpy and jinja2
+# ZeroMQ, protobuf-c, liburing, hwloc, libmicrohttpd, cJSON, libnetfilter_queue (the test LAN's
+# delay, tools/lan_delay). Tests: python3 with numpy and jinja2
 # (conformance, chat templates), iproute2, iputils-ping and iptables (network namespaces; iptables
 # hands packets to lan_delay where the kernel has no netem), curl, chromium +
 # chromium-driver (the chat page's browser test), and Node.js with npm for the openai client
@@ -11,7 +12,7 @@ set -eu
 # which Debian's packages would conflict with).
 PKGS="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
 libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liburing-dev libhwloc-dev libmicrohttpd-dev
-libcjson-dev
+libcjson-dev libnetfilter-queue-dev
 python3 python3-numpy python3-jinja2 iproute2 iputils-ping iptables curl chromium chromium-driver"
 missing=""
 for p in $PKGS; do

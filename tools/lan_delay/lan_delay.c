@@ -19,7 +19,7 @@
  * the queue has a reader (packets queued to a queue nobody reads are dropped). SIGTERM/SIGINT:
  * releases every held packet, prints the summary, exits 0. */
 #include "tools/lan_delay/delay_line.h"
-#include "tools/lan_delay/nfq.h"
+#include "tools/lan_delay/nfqueue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -175,7 +175,7 @@ static void on_packet(void *ctx, uint32_t id)
 }
 
 /* Releases what is due at NOW (everything when ALL): one batch verdict for the lot. */
-static int release(struct nfq *q, struct state *s, uint64_t now, int all)
+static int release(struct nfqueue *q, struct state *s, uint64_t now, int all)
 {
     uint64_t due = delay_line_next(&s->line);
     uint32_t last;
@@ -187,7 +187,7 @@ static int release(struct nfq *q, struct state *s, uint64_t now, int all)
         s->st.late_max_ns = late > s->st.late_max_ns ? late : s->st.late_max_ns;
         s->st.releases++;
     }
-    return nfq_accept_upto(q, last);
+    return nfqueue_accept_upto(q, last);
 }
 
 /* The sleep until the head is due less EARLY, NULL (forever) when nothing is held. */
@@ -221,7 +221,7 @@ static void spin_until(uint64_t due)
 
 /* The signals are blocked except inside ppoll, so a SIGTERM cannot slip in between the check
  * of `stop` and a sleep that would never end. */
-static int run(struct nfq *q, struct state *s)
+static int run(struct nfqueue *q, struct state *s)
 {
     sigset_t block, during_poll;
     sigemptyset(&block);
@@ -242,7 +242,7 @@ static int run(struct nfq *q, struct state *s)
             learn_wake_lateness(s, due, s->now_ns);
         /* ENOBUFS (notifications lost when we were too slow) is harmless: a later batch
          * verdict also lets the packets we never heard of go. */
-        if (r > 0 && nfq_read(q, on_packet, s) < 0) {
+        if (r > 0 && nfqueue_read(q, on_packet, s) < 0) {
             perror("lan_delay: read queue");
             return 1;
         }
@@ -308,9 +308,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "lan_delay: out of memory\n");
         return 1;
     }
-    struct nfq q;
+    struct nfqueue q;
     char err[256];
-    if (nfq_open(&q, (uint16_t)o.queue, o.maxlen, err, sizeof(err))) {
+    if (nfqueue_open(&q, (uint16_t)o.queue, o.maxlen, err, sizeof(err))) {
         fprintf(stderr, "lan_delay: queue %u: %s\n", o.queue, err);
         return 1;
     }
@@ -325,7 +325,7 @@ int main(int argc, char **argv)
     rc = run(&q, &s);
     release(&q, &s, 0, 1); /* closing the queue would drop what it holds */
     summary(&o, &s.st);
-    nfq_close(&q);
+    nfqueue_close(&q);
     delay_line_free(&s.line);
     return rc;
 }
