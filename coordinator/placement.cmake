@@ -32,4 +32,4 @@ add_test(NAME netns
   COMMAND sh ${CMAKE_SOURCE_DIR}/tests/netns/netns_test.sh ${CMAKE_SOURCE_DIR}/deploy/netns.sh
           $<TARGET_FILE:moepool> ${PLACEMENT_SHARED}/lfm2moe-small-q4_k_m.gguf t${netns_tag})
 set_tests_properties(netns PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
-  ENVIRONMENT MP_LAN_DELAY=$<TARGET_FILE:lan_delay>) # the delay where the kernel has no netem
+  ENVIRONMENT MP_LAN_DELAY=$<$<TARGET_EXISTS:lan_delay>:$<TARGET_FILE:lan_delay>>) # the delay where the kernel has no netem

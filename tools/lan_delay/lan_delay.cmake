@@ -1,9 +1,15 @@
 # tools/lan_delay: the one-way delay of an emulated LAN link without sch_netem (docs/netns.md).
 # Its own executable (build/lan_delay), used by deploy/netns.sh; NFQUEUE through libnetfilter_queue.
 set(LAN_DELAY_DIR ${CMAKE_CURRENT_LIST_DIR})
+# A test tool, so optional: without libnetfilter-queue-dev moepool still builds, and
+# deploy/netns.sh falls back to links with the rate but no delay (it says so).
 if(NOT TARGET PkgConfig::NFQUEUE)
   find_package(PkgConfig REQUIRED)
-  pkg_check_modules(NFQUEUE REQUIRED IMPORTED_TARGET libnetfilter_queue)
+  pkg_check_modules(NFQUEUE IMPORTED_TARGET libnetfilter_queue)
+endif()
+if(NOT TARGET PkgConfig::NFQUEUE)
+  message(STATUS "libnetfilter_queue not found: no lan_delay (emulated LANs without netem get no delay)")
+  return()
 endif()
 add_library(mp_delay_line STATIC ${LAN_DELAY_DIR}/delay_line.c)
 add_library(mp_lan_delay STATIC ${LAN_DELAY_DIR}/nfqueue.c)
