@@ -579,6 +579,24 @@ static void test_pool(void)
     tp_free(NULL);
 }
 
+/* A random row-major M x K matrix of `type` in *w (described by *W), and the n_tok rows of x
+ * fitted to its activation type and converted into *xq; returns the activation row stride. */
+static size_t random_product(enum kq_type type, int64_t K, int64_t M, const float *x, int n_tok,
+                             uint8_t **w, uint8_t **xq, struct kq_matrix *W)
+{
+    const size_t act_stride = kq_act_row_bytes(type, K);
+    *w = xmalloc((size_t)M * K * 4);
+    *xq = xmalloc(act_stride * (size_t)n_tok);
+    gen_weights(type, *w, M * K);
+    float *xf = xmalloc((size_t)n_tok * (size_t)K * sizeof(float));
+    memcpy(xf, x, (size_t)n_tok * (size_t)K * sizeof(float));
+    fit_type(kq_format(type)->act_type, xf, n_tok * K);
+    kq_convert_act(NULL, type, xf, K, n_tok, K, *xq, act_stride);
+    free(xf);
+    *W = (struct kq_matrix){*w, type, K, M, kq_row_bytes(type, K), KQ_LAYOUT_ROWS};
+    return act_stride;
+}
+
 /* kq_matmul_multi: more products than one step takes (64), every format, single tokens and
  * batches, token lists, an empty product; each output equal to the level's dot. */
 static void test_matmul_multi(const char *level, struct tp_pool *pool)
@@ -594,17 +612,9 @@ static void test_matmul_multi(const char *level, struct tp_pool *pool)
     for (int i = 0; i < N_MM; i++) {
         const enum kq_type type = computable[i % N_COMPUTABLE];
         const int64_t M = 1 + (i * 37) % 90;
-        const size_t act_stride = kq_act_row_bytes(type, K);
         const int n_tok = i % 4 == 3 ? 0 : 1 + (i % 3) * 2;
-        w[i] = xmalloc((size_t)M * K * 4);
-        xq[i] = xmalloc(act_stride * MAX_TOK);
+        const size_t act_stride = random_product(type, K, M, x, MAX_TOK, &w[i], &xq[i], &W[i]);
         y[i] = xmalloc((size_t)(M * MAX_TOK) * sizeof(float));
-        gen_weights(type, w[i], M * K);
-        float xf[MAX_TOK * K];
-        memcpy(xf, x, sizeof(xf));
-        fit_type(kq_format(type)->act_type, xf, MAX_TOK * K);
-        kq_convert_act(NULL, type, xf, K, MAX_TOK, K, xq[i], act_stride);
-        W[i] = (struct kq_matrix){w[i], type, K, M, kq_row_bytes(type, K), KQ_LAYOUT_ROWS};
         mm[i] = (struct kq_mm){&W[i], xq[i], act_stride, i % 2 ? rows : NULL, n_tok, y[i],
                                (size_t)M};
     }
@@ -658,15 +668,7 @@ static void test_matmul_glu(const char *level, struct tp_pool *pool)
             const enum kq_type type = computable[(pair + d) % N_COMPUTABLE];
             int64_t M = (int64_t)(1 + (pair * 7) % 4) * 256 + (pair % 3 == 1 ? 32 : 0);
             M = M / hf->block_elems * hf->block_elems;
-            const size_t act_stride = kq_act_row_bytes(type, K);
-            w[i] = xmalloc((size_t)M * K * 4);
-            xq[i] = xmalloc(act_stride * MAX_TOK);
-            gen_weights(type, w[i], M * K);
-            float xf[MAX_TOK * K];
-            memcpy(xf, x, sizeof(xf));
-            fit_type(kq_format(type)->act_type, xf, MAX_TOK * K);
-            kq_convert_act(NULL, type, xf, K, MAX_TOK, K, xq[i], act_stride);
-            W[i] = (struct kq_matrix){w[i], type, K, M, kq_row_bytes(type, K), KQ_LAYOUT_ROWS};
+            const size_t act_stride = random_product(type, K, M, x, MAX_TOK, &w[i], &xq[i], &W[i]);
             if (pair % 2 && kq_x16_supported(type, K, M) &&
                 kq_x16_repack(type, K, M, w[i], w[i]) == 0)
                 W[i].layout = KQ_LAYOUT_X16;

@@ -408,18 +408,26 @@ static void test_split(const char *name)
     free(unsplit);
 }
 
+/* Writes a striped placement of lfm2moe-small-q4_k_m over `workers` with every expert on 2 of
+ * them (`moepool placement plan`) to tmp_dir/name, and makes start_ex use it. */
+static void use_replica_plan(const char *workers, const char *name, char *plan, size_t len)
+{
+    char model[512], cmd[1200];
+    model_path("lfm2moe-small-q4_k_m", model, sizeof(model));
+    snprintf(plan, len, "%s/%s", tmp_dir, name);
+    snprintf(cmd, sizeof(cmd), "%s placement plan -m %s --policy striped --workers %s "
+             "--replicate 2 -o %s", moepool_bin, model, workers, plan);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    placement_file = plan;
+}
+
 /* A placement file from `moepool placement plan` with every expert on two of {local, w1, w2}:
  * exact logits; after w2 is lost, its experts' replicas take over and the logits stay exact. */
 static void test_placement(void)
 {
-    char model[512], plan[300], cmd[1200];
+    char plan[300];
     struct mp_error err = {0};
-    model_path("lfm2moe-small-q4_k_m", model, sizeof(model));
-    snprintf(plan, sizeof(plan), "%s/placement.json", tmp_dir);
-    snprintf(cmd, sizeof(cmd), "%s placement plan -m %s --policy striped --workers local,w1,w2 "
-             "--replicate 2 -o %s", moepool_bin, model, plan);
-    CHECK(system(cmd) == 0, "%s", cmd);
-    placement_file = plan;
+    use_replica_plan("local,w1,w2", "placement.json", plan, sizeof(plan));
     struct scenario s = {0};
     int same = 0;
     if (start_ex(&s, "lfm2moe-small-q4_k_m", WIRE_F32, NULL, true, true) == 0) {
@@ -448,14 +456,9 @@ static void test_placement(void)
  * jobs: 2 * slots_max <= slots_total + jobs (one odd pair per job at most). Logits stay exact. */
 static void test_replica_balance(void)
 {
-    char model[512], plan[300], cmd[1200];
+    char plan[300];
     struct mp_error err = {0};
-    model_path("lfm2moe-small-q4_k_m", model, sizeof(model));
-    snprintf(plan, sizeof(plan), "%s/replicas.json", tmp_dir);
-    snprintf(cmd, sizeof(cmd), "%s placement plan -m %s --policy striped --workers w1,w2 "
-             "--replicate 2 -o %s", moepool_bin, model, plan);
-    CHECK(system(cmd) == 0, "%s", cmd);
-    placement_file = plan;
+    use_replica_plan("w1,w2", "replicas.json", plan, sizeof(plan));
     struct scenario s = {0};
     int same = 0;
     if (start_ex(&s, "lfm2moe-small-q4_k_m", WIRE_F32, NULL, false, true) == 0) {
