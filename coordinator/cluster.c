@@ -142,25 +142,13 @@ static void on_peer_message(struct cluster *c, struct msg *m)
     envelope__free_unpacked(env, NULL);
 }
 
-/* With MOEPOOL_HOP_TRACE only: the request's job id costs decoding its envelope. */
-static void trace_request(struct msg *m, int s, enum hop hop)
-{
-    if (!hoptrace_on() || m->n < 2)
-        return;
-    Envelope *env = msg_envelope(m, 1);
-    if (env && env->body_case == ENVELOPE__BODY_REQUEST)
-        hoptrace(env->request->job, s, hop);
-    if (env)
-        envelope__free_unpacked(env, NULL);
-}
-
 /* eb_remote -> worker: [slot][envelope][bulk...] becomes [identity][envelope][bulk...]. */
 static void on_pipe_message(struct cluster *c, struct msg *m)
 {
     int32_t s = -1;
     if (m->n >= 2 && msg_size(m, 0) == sizeof(s))
         memcpy(&s, msg_data(m, 0), sizeof(s));
-    trace_request(m, s, HOP_CLUSTER_OUT);
+    hoptrace_msg(m, 1, s, HOP_CLUSTER_OUT);
     pthread_mutex_lock(&c->mu);
     int ok = s >= 0 && s < c->o.expect_workers && c->slot[s].st.joined;
     unsigned char id[SLOT_ID_MAX];

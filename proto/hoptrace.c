@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/msg.h"
+
 struct hop_record {
     uint64_t job;
     int64_t ns;
@@ -72,4 +74,18 @@ void hoptrace_flush(void)
         fprintf(f, "%llu %d %s %lld\n", (unsigned long long)records[i].job, records[i].slot,
                 hop_name(records[i].hop), (long long)records[i].ns);
     fclose(f);
+}
+
+void hoptrace_msg(struct msg *m, int env_frame, int slot, enum hop hop)
+{
+    if (!hoptrace_on() || m->n <= env_frame)
+        return;
+    Envelope *env = msg_envelope(m, env_frame);
+    if (!env)
+        return;
+    if (env->body_case == ENVELOPE__BODY_REQUEST)
+        hoptrace(env->request->job, slot, hop);
+    else if (env->body_case == ENVELOPE__BODY_REPLY)
+        hoptrace(env->reply->job, slot, hop);
+    envelope__free_unpacked(env, NULL);
 }

@@ -36,6 +36,13 @@ int hoptrace_on(void);
  * first call. */
 void hoptrace(uint64_t job, int slot, enum hop hop);
 
+struct msg;
+
+/* Records hop for the job of the request or reply whose envelope is frame env_frame of m (a
+ * relay's view of a message: the job id costs decoding the envelope, so only when tracing is
+ * on); other messages are not recorded. */
+void hoptrace_msg(struct msg *m, int env_frame, int slot, enum hop hop);
+
 /* Writes the records so far to PREFIX.PID (appending) and forgets them. */
 void hoptrace_flush(void);
 

@@ -244,18 +244,6 @@ static void say_bye(struct worker *w, const struct link *l, const char *reason)
     w->dealer = NULL;
 }
 
-/* With MOEPOOL_HOP_TRACE only: the reply's job id costs decoding its envelope. */
-static void trace_reply(struct msg *m, int slot)
-{
-    if (!hoptrace_on())
-        return;
-    Envelope *env = msg_envelope(m, 0);
-    if (env && env->body_case == ENVELOPE__BODY_REPLY)
-        hoptrace(env->reply->job, slot, HOP_WORKER_IO_OUT);
-    if (env)
-        envelope__free_unpacked(env, NULL);
-}
-
 static int io_loop(struct worker *w, struct mp_error *err)
 {
     struct link l;
@@ -273,7 +261,7 @@ static int io_loop(struct worker *w, struct mp_error *err)
             break;
         struct msg m;
         while (items[1].revents && !msg_recv(w->pipe_io, &m, ZMQ_DONTWAIT)) {
-            trace_reply(&m, l.slot);
+            hoptrace_msg(&m, 0, l.slot, HOP_WORKER_IO_OUT);
             msg_forward(&m, 0, w->dealer);
             msg_close(&m);
         }
