@@ -80,7 +80,6 @@ static inline __m256i mins_times_bsums(const struct kq_block_q8_K *y, uint64_t m
  * tokens (`dot4`): weights are decoded once per block, then every token runs exactly the float
  * operations, in the same order, as the 1-token instance, so dot4 is bit-identical to dot by
  * construction. "#pragma GCC unroll" on the token loops keeps per-token state in registers. */
-#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 #define MAX_NT 4
 
 /* Q4_K / Q5_K: chunk c of 64 elements is qs[32c..32c+31]: low nibbles are sub-block 2c, high

@@ -72,7 +72,6 @@ static inline __m256i mins_times_bsums(const struct kq_block_q8_K *y, __m256i mi
  * operations, in exactly the order, that the 1-token instance runs, so dot4 is bit-identical to
  * dot by construction. nt is a compile-time constant in each instance; the token loops unroll
  * and the per-token accumulators stay in registers (4 tokens need at most ~24 of the 32). */
-#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 #define MAX_NT 4
 /* Token and sub-block loops carry "#pragma GCC unroll": at -O2 GCC otherwise keeps the per-token
  * accumulator arrays on the stack. */

@@ -150,6 +150,34 @@ typedef void (*kq_x16_put_fn)(void *gb, int i, const void *block);
 typedef void (*kq_x16_get_fn)(const void *gb, int i, void *block);
 /* The most tokens one tile call takes. */
 #define KQ_X16_MAX_TILE 8
+
+/* Forces a SIMD kernel body inline at each call, where its token count is a constant: each
+ * instance then keeps its accumulators in registers. */
+#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* The body of a tile entry whose kernel RUN(n, t) (tokens t .. t+n-1) has instances for n =
+ * max_nt, 2 and 1: nt tokens go as runs of max_nt, then 2, then 1 (3 = 2 + 1). */
+#define KQ_X16_TILE_RUNS(max_nt, nt, RUN)                                                        \
+    for (int t_ = 0; t_ < (nt);) {                                                               \
+        const int n_ = (nt)-t_ >= (max_nt) ? (max_nt) : (nt)-t_ >= 2 ? 2 : 1;                   \
+        if (n_ == (max_nt))                                                                      \
+            RUN(max_nt, t_);                                                                     \
+        else if (n_ == 2)                                                                        \
+            RUN(2, t_);                                                                          \
+        else                                                                                     \
+            RUN(1, t_);                                                                          \
+        t_ += n_;                                                                                \
+    }
+
+/* The body of a tile entry whose kernel RUN(n) (all nt tokens at once) has an instance for each
+ * of 1, 2, 3 and 4 tokens (max_tile 4): one pass over the weights for any nt. */
+#define KQ_X16_TILE_SIZES_4(nt, RUN)                                                             \
+    switch (nt) {                                                                                \
+    case 1: RUN(1); break;                                                                       \
+    case 2: RUN(2); break;                                                                       \
+    case 3: RUN(3); break;                                                                       \
+    default: RUN(4); break;                                                                      \
+    }
 /* nt tokens (1 .. the entry's max_tile) against the group at w: y[t·y_stride + i] = dot(row i,
  * the activation row at act[t]) for i < 16, act[t] converted to the format's act_type. Outputs
  * must not depend on nt or on a token's place in the tile, and every SIMD level must give the

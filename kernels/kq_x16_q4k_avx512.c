@@ -18,8 +18,8 @@
 #include "kernels/kq_impl.h"
 #include "kernels/kq_x16.h"
 
-#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 #define TILE 4
+_Static_assert(TILE == 4, "tile() has instances for 1 to 4 tokens (KQ_X16_TILE_SIZES_4)");
 #define GROUP_BLOCK_BYTES (KQ_X16_ROWS * sizeof(struct kq_block_q4_K))
 #define OFF_D 0
 #define OFF_DMIN 32
@@ -171,12 +171,9 @@ static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, 
 {
     const struct kq_block_q8_K *const *a = (const void *)act;
     const int64_t nb = n_cols / QK_K;
-    switch (nt) { /* one instance per tile size: accumulators stay in registers */
-    case 1: gemm_tile(1, nb, w, a, y, y_stride); break;
-    case 2: gemm_tile(2, nb, w, a, y, y_stride); break;
-    case 3: gemm_tile(3, nb, w, a, y, y_stride); break;
-    default: gemm_tile(TILE, nb, w, a, y, y_stride); break;
-    }
+#define RUN(n) gemm_tile(n, nb, w, a, y, y_stride)
+    KQ_X16_TILE_SIZES_4(nt, RUN)
+#undef RUN
 }
 
 void kq_x16_register_q4k_avx512(struct kq_x16_ops *ops)

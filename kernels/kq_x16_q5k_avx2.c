@@ -18,7 +18,6 @@
 #define OFF_QH 256
 #define OFF_QS 768
 #define MAX_NT 4
-#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 
 static inline int32_t load32(const void *p)
 {
@@ -168,18 +167,12 @@ static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, 
 {
     const struct kq_block_q8_K *const *a = (const void *)act;
     const int64_t nb = n_cols / QK_K;
-    for (int t = 0; t < nt;) { /* instances of 4, 2 and 1 tokens: 3 go as 2 + 1 */
-        const int n = nt - t >= MAX_NT ? MAX_NT : nt - t >= 2 ? 2 : 1;
-        for (int h = 0; h < 2; h++) {
-            if (n == MAX_NT)
-                gemm_tile(MAX_NT, nb, w, h, a + t, y + (size_t)t * y_stride, y_stride);
-            else if (n == 2)
-                gemm_tile(2, nb, w, h, a + t, y + (size_t)t * y_stride, y_stride);
-            else
-                gemm_tile(1, nb, w, h, a + t, y + (size_t)t * y_stride, y_stride);
-        }
-        t += n;
-    }
+    /* Each run of tokens passes over the group's two 8-row halves in turn. */
+#define RUN(n, t)                                                                                \
+    for (int h = 0; h < 2; h++)                                                                  \
+    gemm_tile(n, nb, w, h, a + (t), y + (size_t)(t)*y_stride, y_stride)
+    KQ_X16_TILE_RUNS(MAX_NT, nt, RUN)
+#undef RUN
 }
 
 void kq_x16_register_q5k_avx2(struct kq_x16_ops *ops)

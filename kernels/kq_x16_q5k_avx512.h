@@ -32,7 +32,6 @@ void kq_x16_q5k_tile_gfni(int64_t n_cols, const void *w, const void *const *act,
 #define OFF_QH 256
 #define OFF_QS 768
 #define MAX_NT 4
-#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* Defined by the including file (see the top). */
 static KQ_ALWAYS_INLINE __m512i fifth_bit_1tok(__m512i v, int bit);
@@ -180,16 +179,9 @@ static void tile(int64_t n_cols, const void *w, const void *const *act, int nt, 
 {
     const struct kq_block_q8_K *const *a = (const void *)act;
     const int64_t nb = n_cols / QK_K;
-    for (int t = 0; t < nt;) { /* instances of 4, 2 and 1 tokens: 3 go as 2 + 1 */
-        const int n = nt - t >= MAX_NT ? MAX_NT : nt - t >= 2 ? 2 : 1;
-        if (n == MAX_NT)
-            gemm_tile(MAX_NT, nb, w, a + t, y + (size_t)t * y_stride, y_stride);
-        else if (n == 2)
-            gemm_tile(2, nb, w, a + t, y + (size_t)t * y_stride, y_stride);
-        else
-            gemm_tile(1, nb, w, a + t, y + (size_t)t * y_stride, y_stride);
-        t += n;
-    }
+#define RUN(n, t) gemm_tile(n, nb, w, a + (t), y + (size_t)(t)*y_stride, y_stride)
+    KQ_X16_TILE_RUNS(MAX_NT, nt, RUN)
+#undef RUN
 }
 
 #endif

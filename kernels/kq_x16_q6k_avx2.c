@@ -19,7 +19,6 @@
 #define OFF_SC 32
 #define OFF_D 0
 #define TILE 4 /* tokens per pass: 4 sumi + 4 weights + scales + constants fit the 16 ymm */
-#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 
 static inline __m256i load256(const void *p)
 {

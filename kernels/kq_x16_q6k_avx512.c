@@ -19,7 +19,6 @@
 #define OFF_SC 32
 #define OFF_D 0
 #define TILE 8
-#define KQ_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* The four weight vectors (elements 4v..4v+3 of each row, v = 0..3) of one sub-block. The
  * fourth is gathered from the top bit pairs of the three stored vectors: 16-bit shifts bring
