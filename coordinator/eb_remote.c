@@ -239,11 +239,9 @@ struct fill_ctx {
  * Returns the gate's weight type, or -1 to send wire rows. */
 static int act_on_wire(const struct cluster *c, int layer)
 {
-    const struct layer *L = &c->m->layers[layer];
-    const enum kq_type act = kq_format(L->gate_exps.type)->act_type;
-    if (c->o.wire != WIRE_F32 || act == KQ_F32 || kq_format(L->up_exps.type)->act_type != act)
+    if (c->o.wire != WIRE_F32 || !eb_local_converted_input_ok(c->m, layer))
         return -1;
-    return (int)L->gate_exps.type;
+    return (int)c->m->layers[layer].gate_exps.type;
 }
 
 static size_t x_row_bytes(const struct fill_ctx *f)

@@ -258,3 +258,10 @@ int eb_local_new(const struct model *m, const struct expert_table *table, struct
     *out = (struct expert_backend){.ops = &local_ops, .self = b};
     return 0;
 }
+
+bool eb_local_converted_input_ok(const struct model *m, int layer)
+{
+    const struct layer *L = &m->layers[layer];
+    const enum kq_type act = kq_format(L->gate_exps.type)->act_type;
+    return act != KQ_F32 && kq_format(L->up_exps.type)->act_type == act;
+}

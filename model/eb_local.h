@@ -26,4 +26,9 @@
 int eb_local_new(const struct model *m, const struct expert_table *table, struct tp_pool *tp,
                  int n_max, struct expert_backend *out, struct mp_error *err);
 
+/* Whether one conversion of a job's x serves layer `layer`'s gate and up experts alike (they
+ * take the same activation type, not f32), so x may travel and arrive already converted
+ * (eb_job.xq): the cluster's coordinator sends such rows and its workers accept them. */
+bool eb_local_converted_input_ok(const struct model *m, int layer);
+
 #endif

@@ -201,15 +201,6 @@ static void on_chunk(struct worker *w, const Chunk *ch, struct msg *m)
         load_shard(w);
 }
 
-/* Whether layer il's gate and up experts take the same converted activations (not f32): then
- * the coordinator may send them converted (ExpertRequest.x_act). */
-static bool x_act_ok(const struct model *m, int il)
-{
-    const struct layer *L = &m->layers[il];
-    const enum kq_type act = kq_format(L->gate_exps.type)->act_type;
-    return act != KQ_F32 && kq_format(L->up_exps.type)->act_type == act;
-}
-
 static size_t x_row_bytes(const struct model *m, const ExpertRequest *q)
 {
     return q->x_act ? kq_act_row_bytes(m->layers[q->layer].gate_exps.type, m->hp.n_embd)
@@ -228,7 +219,7 @@ static int check_request(struct worker *w, const ExpertRequest *q, struct msg *m
         return mp_error_set(err, MP_EINVAL, "bad request: layer %d, %d tokens, k %d, wire %d",
                             q->layer, q->n_tokens, q->k, q->wire);
     const size_t n = (size_t)q->n_tokens;
-    if (q->x_act && !x_act_ok(w->m, q->layer))
+    if (q->x_act && !eb_local_converted_input_ok(w->m, q->layer))
         return mp_error_set(err, MP_EINVAL, "bad request: layer %d takes no converted inputs",
                             q->layer);
     if (m->n != 4 || msg_size(m, 1) != n * x_row_bytes(w->m, q) ||
