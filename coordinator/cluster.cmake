@@ -24,7 +24,3 @@ endforeach()
 # Bad input to the cluster commands: one line, status 2.
 add_test(NAME cluster_cli COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cluster/cli_test.sh
          $<TARGET_FILE:moepool> ${MP_MODELS}/lfm2moe-tiny-q8_0.gguf)
-
-# Loopback round trip, raw TCP against ZeroMQ: the transport's floor (docs/cluster.md).
-add_executable(net_ping ${CMAKE_SOURCE_DIR}/tools/net_ping.c)
-target_link_libraries(net_ping PRIVATE mp_proto)

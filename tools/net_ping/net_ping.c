@@ -1,4 +1,4 @@
-/* tools/net_ping.c: round-trip latency between two processes on loopback, raw TCP against
+/* tools/net_ping/net_ping.c: round-trip latency between two processes on loopback, raw TCP against
  * ZeroMQ DEALER/ROUTER, the floor under the cluster's per-job transport cost (docs/cluster.md,
  * "Hand-offs"). A child process echoes; the parent sends SIZE bytes and waits for them back,
  * 2000 times per transport, and prints the median and the 10th/90th percentiles.
